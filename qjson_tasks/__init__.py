@@ -1,0 +1,1 @@
+"""qjson-tasks: build Rust-free LuaJIT runtime images that carry a Rust-built rock."""

@@ -1,0 +1,30 @@
+"""Errors a user can act on. Each message is a sentence meant for the user."""
+
+
+class QjsonTasksError(Exception):
+    """Base of every error the CLI turns into one `ERROR ...` line."""
+
+
+class ConfigError(QjsonTasksError):
+    """A target config (or a flag overriding it) is invalid."""
+
+
+class ToolError(QjsonTasksError):
+    """An external tool (buildah, debootstrap, ...) is missing or failed."""
+
+
+class StepError(QjsonTasksError):
+    """A build step failed; wraps the underlying error with the step's name."""
+
+    def __init__(self, step: str, cause: QjsonTasksError, hint: str = "") -> None:
+        self.step = step
+        self.cause = cause
+        self.hint = hint
+        message = f"step '{step}' failed: {cause}"
+        if hint:
+            message += f"\n{hint}"
+        super().__init__(message)
+
+
+class VerificationError(QjsonTasksError):
+    """An image failed verification."""
