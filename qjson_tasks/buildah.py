@@ -1,0 +1,181 @@
+"""A thin facade over the buildah subcommands the project uses.
+
+Every method builds an argv list and hands it to the runner, so tests can read the exact
+commands. Working containers and mounts live in context managers that remove them on the way
+out, on errors and on Ctrl-C too, without hiding the original error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from qjson_tasks.errors import ToolError
+from qjson_tasks.runner import Runner
+
+
+def _warn(message: str) -> None:
+    print(f"WARNING {message}", file=sys.stderr)
+
+
+class Buildah:
+    def __init__(self, runner: Runner, isolation: str = "chroot", keep: bool = False) -> None:
+        self.runner = runner
+        self.isolation = isolation
+        self.keep = keep
+
+    def _run(self, *args: str, stream: bool = False, input: str | None = None) -> str:
+        return self.runner.run(["buildah", *args], stream=stream, input=input)
+
+    # --- images -------------------------------------------------------------------------
+    def inspect_image(self, ref: str) -> dict[str, Any] | None:
+        """The image's inspect document, or None when no such local image exists."""
+        try:
+            out = self._run("inspect", "--type", "image", ref)
+        except ToolError as exc:
+            if "image not known" in str(exc) or "not found" in str(exc):
+                return None
+            raise
+        return json.loads(out)
+
+    def image_id(self, ref: str) -> str | None:
+        info = self.inspect_image(ref)
+        return info["FromImageID"] if info else None
+
+    def pull(self, ref: str) -> str:
+        return self._run("pull", "--quiet", ref, stream=True).strip().splitlines()[-1]
+
+    def tag(self, image: str, *refs: str) -> None:
+        self._run("tag", image, *refs)
+
+    def rmi(self, ref: str) -> None:
+        self._run("rmi", ref)
+
+    def push(self, image: str, destination: str) -> None:
+        self._run("push", "--quiet", image, destination)
+
+    def images(self) -> list[dict[str, Any]]:
+        return json.loads(self._run("images", "--json") or "[]") or []
+
+    # --- containers ---------------------------------------------------------------------
+    def from_image(self, image: str, name: str) -> str:
+        return self._run("from", "--quiet", "--pull=never", "--name", name, image).strip()
+
+    def from_scratch(self, name: str) -> str:
+        return self._run("from", "--quiet", "--name", name, "scratch").strip()
+
+    def rm(self, container: str) -> None:
+        self._run("rm", container)
+
+    def run(
+        self,
+        container: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        mounts: Sequence[str] = (),
+        stream: bool = True,
+    ) -> str:
+        args = ["run", "--isolation", self.isolation]
+        for key, value in (env or {}).items():
+            args += ["--env", f"{key}={value}"]
+        if workdir:
+            args += ["--workingdir", workdir]
+        if user:
+            args += ["--user", user]
+        for mount in mounts:
+            args += ["--mount", mount]
+        return self._run(*args, container, "--", *argv, stream=stream)
+
+    def copy(
+        self, container: str, source: str, destination: str, *, chown: str | None = None
+    ) -> None:
+        args = ["copy", "--quiet"]
+        if chown:
+            args += ["--chown", chown]
+        self._run(*args, container, source, destination)
+
+    def config(
+        self,
+        container: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cmd: str | None = None,
+    ) -> None:
+        args = ["config"]
+        for key, value in (labels or {}).items():
+            args += ["--label", f"{key}={value}"]
+        for key, value in (env or {}).items():
+            args += ["--env", f"{key}={value}"]
+        if user is not None:
+            args += ["--user", user]
+        if workdir is not None:
+            args += ["--workingdir", workdir]
+        if cmd is not None:
+            args += ["--cmd", cmd]
+        if len(args) > 1:
+            self._run(*args, container)
+
+    def commit(
+        self,
+        container: str,
+        ref: str | None = None,
+        *,
+        timestamp: int | None = None,
+    ) -> str:
+        """Commit; with no ref the image stays unnamed. Returns the image ID."""
+        args = ["commit", "--quiet", "--identity-label=false"]
+        if timestamp is not None:
+            args += ["--timestamp", str(timestamp)]
+        args.append(container)
+        if ref:
+            args.append(ref)
+        return self._run(*args).strip().splitlines()[-1]
+
+    def mount(self, container: str) -> Path:
+        return Path(self._run("mount", container).strip())
+
+    def umount(self, container: str) -> None:
+        self._run("umount", container)
+
+    def containers(self) -> list[dict[str, Any]]:
+        return json.loads(self._run("containers", "--json") or "[]") or []
+
+    # --- scoped resources ---------------------------------------------------------------
+    @contextmanager
+    def container(self, image: str, name: str, *, scratch: bool = False) -> Iterator[str]:
+        """A working container removed on exit (kept, with a hint, when keep is set)."""
+        ctr = self.from_scratch(name) if scratch else self.from_image(image, name)
+        failed = True
+        try:
+            yield ctr
+            failed = False
+        finally:
+            if self.keep and failed:
+                _warn(f"kept container '{name}' for debugging; remove it with: buildah rm {name}")
+            else:
+                self._quietly(self.rm, ctr)
+
+    @contextmanager
+    def mounted(self, container: str) -> Iterator[Path]:
+        path = self.mount(container)
+        try:
+            yield path
+        finally:
+            self._quietly(self.umount, container)
+
+    def _quietly(self, action: Any, *args: str) -> None:
+        # Cleanup must not replace the error that got us here; report and go on.
+        try:
+            action(*args)
+        except ToolError as exc:
+            _warn(f"cleanup: {exc}")

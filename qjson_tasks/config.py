@@ -1,0 +1,352 @@
+"""Target configs: TOML files validated by frozen pydantic models.
+
+Reading is three steps: read the file, validate it, resolve what depends on where it lives
+(relative rock directories). Validators never touch the disk or the network.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from qjson_tasks.errors import ConfigError
+from qjson_tasks.versions import Requirement
+
+DEFAULT_SOURCE = "default"
+
+# [registry[:port]/]path[:tag][@sha256:digest], lower-case path components as OCI requires.
+_IMAGE_REF = re.compile(
+    r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::\d+)?)/)?"
+    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_URL = re.compile(r"^(https?|file)://\S+$")
+
+
+def _image_ref(value: str) -> str:
+    match = _IMAGE_REF.match(value)
+    if not match or (match.group("registry") and "/" not in value):
+        raise ValueError(
+            f"'{value}' is not an image reference: use [registry/]name[:tag][@sha256:<64 hex>]"
+        )
+    return value
+
+
+def _image_name(value: str) -> str:
+    _image_ref(value)
+    last = value.rsplit("/", 1)[-1]
+    if ":" in last or "@" in value:
+        raise ValueError(f"'{value}' must be an image name without tag or digest (set 'tag')")
+    return value
+
+
+def _abs_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"'{value}' must be an absolute POSIX path without '..'")
+    return str(path)
+
+
+def _tag(value: str) -> str:
+    if not _TAG.match(value):
+        raise ValueError(f"'{value}' is not a tag: letters, digits, '_', '.', '-' (max 128)")
+    return value
+
+
+def _rock_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"'{value}' is not a rock name: letters, digits, '.', '_', '-'")
+    return value
+
+
+def _requirement(value: str) -> str:
+    Requirement.parse(value)
+    return value
+
+
+def _user(value: str) -> str:
+    if not _USER.match(value):
+        raise ValueError(f"'{value}' is not a user: a name or uid, optionally ':group'")
+    return value
+
+
+def _env(value: Mapping[str, str]) -> Mapping[str, str]:
+    for name in value:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"'{name}' is not an environment variable name")
+    return value
+
+
+def _rock_source(value: str) -> str:
+    if value == DEFAULT_SOURCE or _URL.match(value):
+        return value
+    if "://" in value:
+        raise ValueError(
+            f"'{value}': a rock source is 'default', an http(s):// or file:// server URL,"
+            " or a local directory"
+        )
+    if not value.strip():
+        raise ValueError("a rock source must not be empty")
+    return value
+
+
+ImageRef = Annotated[str, AfterValidator(_image_ref)]
+ImageName = Annotated[str, AfterValidator(_image_name)]
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Bootstrap(_Model):
+    """How to make the runtime base image from Debian packages when it is missing."""
+
+    suite: str = "bookworm"
+    mirror: Annotated[str | None, Field(pattern=r"^https?://\S+$")] = None
+    packages: tuple[str, ...] = ("luajit",)
+    user: Annotated[str | None, AfterValidator(lambda v: v and _user(v))] = None
+    uid: int = Field(default=636, ge=1, le=65535)
+    workdir: AbsPath | None = None
+
+
+class Runtime(_Model):
+    base_image: ImageRef
+    luajit: AbsPath
+    lua_version: Literal["5.1"] = "5.1"
+    prefix: AbsPath = "/usr/local"
+    user: Annotated[str, AfterValidator(_user)] = "root"
+    bootstrap: Bootstrap | None = None
+
+
+class Builder(_Model):
+    image: ImageRef
+    package_manager: Literal["apt", "apk", "none"] = "apt"
+    packages: tuple[str, ...] = ()
+    setup: tuple[str, ...] = Field(default=(), description="shell commands run after packages")
+    env: Annotated[dict[str, str], AfterValidator(_env)] = Field(default_factory=dict)
+    luarocks: str = "luarocks"
+
+
+class Rock(_Model):
+    name: Annotated[str, AfterValidator(_rock_name)]
+    version: Annotated[str, AfterValidator(_requirement)]
+    source: Annotated[str, AfterValidator(_rock_source)] = DEFAULT_SOURCE
+
+    @property
+    def requirement(self) -> Requirement:
+        return Requirement.parse(self.version)
+
+    @property
+    def source_kind(self) -> Literal["default", "server", "directory"]:
+        if self.source == DEFAULT_SOURCE:
+            return "default"
+        return "server" if _URL.match(self.source) else "directory"
+
+
+class Staging(_Model):
+    tree: AbsPath = "/qjson-rock"
+
+
+class Output(_Model):
+    image: ImageName
+    tag: Annotated[str, AfterValidator(_tag)] = "latest"
+
+    @property
+    def reference(self) -> str:
+        return f"{self.image}:{self.tag}"
+
+
+class Verify(_Model):
+    smoke_script: str | None = Field(
+        default=None, description="Lua file run by the image's LuaJIT; default: the built-in one"
+    )
+    artifacts: tuple[str, ...] | None = Field(
+        default=None, description="paths relative to the prefix that must exist"
+    )
+
+
+class BuildahSettings(_Model):
+    isolation: Literal["chroot", "oci", "rootless"] = "chroot"
+
+
+class TargetConfig(_Model):
+    description: str = ""
+    runtime: Runtime
+    builder: Builder
+    rock: Rock
+    staging: Staging = Staging()
+    output: Output
+    verify: Verify = Verify()
+    buildah: BuildahSettings = BuildahSettings()
+
+    @model_validator(mode="after")
+    def _tree_apart_from_prefix(self) -> TargetConfig:
+        tree, prefix = PurePosixPath(self.staging.tree), PurePosixPath(self.runtime.prefix)
+        if tree == PurePosixPath("/"):
+            raise ValueError("staging.tree must not be '/'")
+        if tree == prefix or tree in prefix.parents or prefix in tree.parents:
+            raise ValueError(
+                f"staging.tree '{tree}' overlaps runtime.prefix '{prefix}': use a separate path"
+            )
+        return self
+
+    def default_artifacts(self) -> tuple[str, ...]:
+        ver = self.runtime.lua_version
+        return (
+            f"lib/lua/{ver}/qjson.so",
+            f"share/lua/{ver}/qjson.lua",
+            f"share/lua/{ver}/qjson/lib.lua",
+            f"share/lua/{ver}/qjson/table.lua",
+        )
+
+    @property
+    def artifacts(self) -> tuple[str, ...]:
+        return self.verify.artifacts or self.default_artifacts()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A validated config with the name and file it came from."""
+
+    name: str
+    path: Path
+    config: TargetConfig
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Flags that replace config values for one run; None means 'use the config'."""
+
+    base_image: str | None = None
+    builder_image: str | None = None
+    tag: str | None = None
+    rock_source: str | None = None
+
+    def as_updates(self) -> dict[str, dict[str, str]]:
+        updates: dict[str, dict[str, str]] = {}
+        for value, section, key in (
+            (self.base_image, "runtime", "base_image"),
+            (self.builder_image, "builder", "image"),
+            (self.tag, "output", "tag"),
+            (self.rock_source, "rock", "source"),
+        ):
+            if value is not None:
+                updates.setdefault(section, {})[key] = value
+        return updates
+
+
+FLAG_FOR_FIELD = {
+    "runtime.base_image": "--base-image",
+    "builder.image": "--builder-image",
+    "output.tag": "--tag",
+    "rock.source": "--rock-source",
+}
+
+
+def _describe_error(error: Mapping[str, Any]) -> str:
+    loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(tuple(error["loc"][:-1]))
+        return f"{loc}: unknown key (allowed: {', '.join(allowed)})"
+    if kind == "missing":
+        return f"{loc}: missing required field"
+    if kind == "literal_error":
+        return f"{loc}: {error['msg'].lower()}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {message}"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = TargetConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            break
+        model = nested[0]
+    return sorted(model.model_fields)
+
+
+def _translate(error: ValidationError, where: str) -> ConfigError:
+    errors = error.errors()
+    first = _describe_error(errors[0])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ConfigError(f"{where}: {first}{more}")
+
+
+def parse_target(text: str, path: Path) -> TargetConfig:
+    """Validate TOML text as a target config; errors name the file and the field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        return TargetConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(exc, str(path)) from None
+
+
+def _resolve_rock_dir(config: TargetConfig, base: Path) -> TargetConfig:
+    if config.rock.source_kind != "directory":
+        return config
+    source = (base / Path(config.rock.source).expanduser()).resolve()
+    return config.model_copy(
+        update={"rock": config.rock.model_copy(update={"source": str(source)})}
+    )
+
+
+def load_target(path: Path) -> Target:
+    """Read, validate and resolve one target file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    config = _resolve_rock_dir(parse_target(text, path), path.parent)
+    return Target(name=path.stem, path=path, config=config)
+
+
+def list_targets(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.toml"))
+
+
+def find_target(name: str, directory: Path) -> Target:
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in list_targets(directory)) or "none"
+        raise ConfigError(f"unknown target '{name}' (known targets in {directory}: {known})")
+    return load_target(path)
+
+
+def apply_overrides(target: Target, overrides: Overrides) -> Target:
+    """Return the target with flag values in place; a bad flag value names the flag."""
+    updates = overrides.as_updates()
+    if not updates:
+        return target
+    data = target.config.model_dump()
+    for section, values in updates.items():
+        data[section] = {**data[section], **values}
+    try:
+        config = TargetConfig.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"])
+        flag = FLAG_FOR_FIELD.get(field, field)
+        raise ConfigError(f"{flag}: {_describe_error(error).split(': ', 1)[1]}") from None
+    return Target(target.name, target.path, _resolve_rock_dir(config, Path.cwd()))

@@ -1,0 +1,59 @@
+"""Find the rockspec in a local rock directory (at its root or under rockspec/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qjson_tasks.config import Target
+from qjson_tasks.errors import ConfigError
+from qjson_tasks.plan import LocalRock
+from qjson_tasks.versions import Version
+
+
+def _version_of(rockspec: Path, name: str) -> str:
+    return rockspec.name.removesuffix(".rockspec").removeprefix(f"{name}-")
+
+
+def find_local_rock(target: Target) -> LocalRock | None:
+    """The local rock a target builds from, or None when it installs from a server."""
+    rock = target.config.rock
+    if rock.source_kind != "directory":
+        return None
+    where = f"{target.path}: rock.source"
+    directory = Path(rock.source)
+    if not directory.is_dir():
+        raise ConfigError(f"{where}: '{directory}' is not a directory")
+    found = sorted([*directory.glob("*.rockspec"), *directory.glob("rockspec/*.rockspec")])
+    if not found:
+        raise ConfigError(
+            f"{where}: no rockspec in '{directory}' (looked at its root and rockspec/)"
+        )
+    mine = [p for p in found if p.name.startswith(f"{rock.name}-")]
+    if not mine:
+        names = ", ".join(p.name for p in found)
+        raise ConfigError(f"{where}: no rockspec for rock '{rock.name}' in '{directory}' ({names})")
+    requirement = rock.requirement
+    matching = []
+    for path in mine:
+        try:
+            if requirement.allows(Version.parse(_version_of(path, rock.name))):
+                matching.append(path)
+        except ValueError:
+            continue
+    if not matching:
+        versions = ", ".join(_version_of(p, rock.name) for p in mine)
+        raise ConfigError(
+            f"{where}: '{directory}' has {rock.name} {versions}, which does not satisfy"
+            f" rock.version '{rock.version}'"
+        )
+    if len(matching) > 1:
+        names = ", ".join(str(p.relative_to(directory)) for p in matching)
+        raise ConfigError(
+            f"{where}: several rockspecs match in '{directory}' ({names}): pin rock.version"
+        )
+    chosen = matching[0]
+    return LocalRock(
+        directory=str(directory),
+        rockspec=str(chosen.relative_to(directory)),
+        version=_version_of(chosen, rock.name),
+    )

@@ -1,0 +1,104 @@
+"""The one place that starts processes (through `sh`): argv in, text out, errors translated."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import sh
+
+from qjson_tasks.errors import ToolError
+
+TAIL_LINES = 25
+
+INSTALL_HINTS = {
+    "buildah": "install it with: apt-get install -y buildah fuse-overlayfs uidmap",
+    "debootstrap": "install it with: apt-get install -y debootstrap",
+}
+
+
+class Runner(Protocol):
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> str:
+        """Run argv; return its stdout. Raise ToolError when it fails."""
+        ...
+
+
+def format_command(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
+
+
+def tool_missing(name: str) -> ToolError:
+    hint = INSTALL_HINTS.get(name, f"install '{name}' and make sure it is on PATH")
+    return ToolError(f"'{name}' was not found on PATH; {hint}")
+
+
+class ShRunner:
+    """Runs commands with `sh`; `stream=True` echoes output lines to stderr as they come."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self._echo = echo or (lambda line: print(line, end="", file=sys.stderr, flush=True))
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> str:
+        try:
+            command = sh.Command(argv[0])
+        except sh.CommandNotFound:
+            raise tool_missing(argv[0]) from None
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        stdout: list[str] = []
+
+        def on_out(line: str) -> None:
+            stdout.append(line)
+            tail.append(line)
+            if stream:
+                self._echo(line)
+
+        def on_err(line: str) -> None:
+            tail.append(line)
+            if stream:
+                self._echo(line)
+
+        kwargs: dict[str, object] = {"_out": on_out, "_err": on_err, "_bg": True, "_bg_exc": False}
+        if input is not None:
+            kwargs["_in"] = input
+        if env is not None:
+            kwargs["_env"] = dict(env)
+        process = command(*argv[1:], **kwargs)
+        try:
+            process.wait()
+        except sh.ErrorReturnCode as exc:
+            raise ToolError(
+                f"command failed (exit {exc.exit_code}): {format_command(argv)}\n"
+                + "".join(tail).rstrip()
+            ) from None
+        except BaseException:
+            # Ctrl-C or SIGTERM while waiting: don't leave the child running behind us.
+            _stop(process)
+            raise
+        return "".join(stdout)
+
+
+def _stop(process: sh.RunningCommand) -> None:
+    try:
+        process.terminate()
+        process.wait(timeout=10)
+    except Exception:
+        with contextlib.suppress(Exception):
+            process.kill()

@@ -1,0 +1,132 @@
+"""Invoke tasks: build and verify Rust-free LuaJIT runtime images carrying a Rust-built rock.
+
+Each task is a few lines: flags in, a use case from qjson_tasks.usecases, one line out.
+Errors a user can act on become a single `ERROR ...` line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from invoke import Exit, task
+
+from qjson_tasks import rootless, usecases
+from qjson_tasks.config import Overrides
+from qjson_tasks.errors import QjsonTasksError
+
+TARGET_HELP = f"target name: a file config/NAME.toml (default: {usecases.DEFAULT_TARGET})"
+CONFIG_HELP = "path of a target config file, instead of --target"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cli(needs_mount: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turn our errors into `ERROR ...` + exit 1, interrupts into exit 130.
+
+    With needs_mount, a non-root user's run is re-executed inside `buildah unshare`.
+    """
+
+    def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(body)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            signal.signal(signal.SIGTERM, _terminate)
+            try:
+                if needs_mount and rootless.needs_user_namespace():
+                    rootless.reexec_in_user_namespace()
+                return body(*args, **kwargs)
+            except QjsonTasksError as exc:
+                raise Exit(f"ERROR {exc}", code=1) from None
+            except KeyboardInterrupt:
+                raise Exit("ERROR interrupted; working containers were removed", code=130) from None
+
+        return wrapper
+
+    return decorate
+
+
+@task
+@cli()
+def targets(c):
+    """List the targets in config/ with a one-line summary."""
+    for line in usecases.describe_targets():
+        print(line)
+
+
+@task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
+@cli()
+def show(c, target=None, config=None):
+    """Print a target's resolved config as TOML."""
+    print(usecases.show_target(usecases.resolve_target(target, config)), end="")
+
+
+@task(
+    help={
+        "target": TARGET_HELP,
+        "config": CONFIG_HELP,
+        "rebuild": "make the base image again even if it exists",
+    }
+)
+@cli(needs_mount=True)
+def base_image(c, target=None, config=None, rebuild=False):
+    """Make a target's runtime base image from Debian packages (debootstrap)."""
+    resolved = usecases.resolve_target(target, config)
+    image_id = usecases.make_base_image(resolved, usecases.make_tools(resolved), rebuild)
+    print(f"{resolved.config.runtime.base_image} {image_id}")
+
+
+@task(
+    help={
+        "target": TARGET_HELP,
+        "config": CONFIG_HELP,
+        "base_image": "runtime base image for this run (overrides runtime.base_image)",
+        "builder_image": "builder image for this run (overrides builder.image)",
+        "tag": "tag of the output image for this run (overrides output.tag)",
+        "rock_source": "rock source for this run: a server URL or a local directory",
+        "verify": "verify the image before tagging it (default on; --no-verify skips)",
+        "keep_on_failure": "keep the working containers when a step fails, for debugging",
+    }
+)
+@cli(needs_mount=True)
+def build_runtime(
+    c,
+    target=None,
+    config=None,
+    base_image=None,
+    builder_image=None,
+    tag=None,
+    rock_source=None,
+    verify=True,
+    keep_on_failure=False,
+):
+    """Build a target's Rust-free runtime image (builder stage + copied rock tree)."""
+    overrides = Overrides(base_image, builder_image, tag, rock_source)
+    resolved = usecases.resolve_target(target, config, overrides)
+    tools = usecases.make_tools(resolved, keep=keep_on_failure)
+    result = usecases.run_build(resolved, tools, verify=verify)
+    print(usecases.format_build_result(result))
+
+
+@task(
+    help={
+        "target": TARGET_HELP,
+        "config": CONFIG_HELP,
+        "image": "verify this local image against the target (default: the target's output)",
+        "json": "also write the report as JSON to this path",
+    }
+)
+@cli(needs_mount=True)
+def verify(c, target=None, config=None, image=None, json=None):
+    """Prove an image is Rust-free and works: checks with a table, exit 0 only if all pass."""
+    resolved = usecases.resolve_target(target, config)
+    report = usecases.run_verify(resolved, usecases.make_tools(resolved), image)
+    print(report.table())
+    if json:
+        usecases.write_json_report(report, json)
+    if not report.passed:
+        names = ", ".join(check.name for check in report.failed())
+        raise Exit(f"ERROR verification of {report.image} failed: {names}", code=1)
