@@ -1,0 +1,71 @@
+"""The default target built for real: the runtime image is Rust-free and its LuaJIT parses."""
+
+from __future__ import annotations
+
+from qjson_tasks import usecases
+from qjson_tasks.buildah import Buildah
+from qjson_tasks.config import Target
+from qjson_tasks.pipeline import BuildResult
+
+ARTIFACTS = (
+    "/usr/local/lib/lua/5.1/qjson.so",
+    "/usr/local/share/lua/5.1/qjson.lua",
+    "/usr/local/share/lua/5.1/qjson/lib.lua",
+    "/usr/local/share/lua/5.1/qjson/table.lua",
+)
+
+
+def run_in(buildah: Buildah, image: str, argv: list[str]) -> str:
+    with buildah.container(image, f"qjt-probe-{abs(hash(tuple(argv))) % 10**8}") as ctr:
+        return buildah.run(ctr, argv, stream=False)
+
+
+def test_build_reports_what_it_made(built: BuildResult, offline_target: Target) -> None:
+    assert built.image_ref == offline_target.config.output.reference
+    assert built.verification is not None and built.verification.passed
+    assert built.rock_version == "0.1.0-1"
+    assert built.files_added >= 4
+    assert 0 < built.bytes_added < 2_000_000
+
+
+def test_artifacts_sit_under_the_prefix(built: BuildResult, buildah: Buildah) -> None:
+    out = run_in(buildah, built.image_ref, ["ls", "-l", *ARTIFACTS])
+    for path in ARTIFACTS:
+        assert path in out
+
+
+# dash's `command -v a b` only reports the first name, so ask once per tool.
+FIND_TOOLS = "for t in cargo rustc rustup; do command -v $t; done; true"
+
+
+def test_no_cargo_or_rustc_in_the_runtime(built: BuildResult, buildah: Buildah) -> None:
+    assert run_in(buildah, built.image_ref, ["sh", "-c", FIND_TOOLS]).strip() == ""
+
+
+def test_the_builder_did_have_rust(tools: usecases.Tools, built: BuildResult) -> None:
+    # The control for the test above: cargo was there to build the rock, only not shipped.
+    units = [i for i in tools.buildah.images() if any("/builder:" in n for n in i["names"] or ())]
+    assert units
+    out = run_in(tools.buildah, units[0]["names"][0], ["sh", "-c", FIND_TOOLS])
+    assert "/usr/bin/cargo" in out and "/usr/bin/rustc" in out
+
+
+def test_image_luajit_requires_qjson_and_reads_parsed_json(
+    built: BuildResult, buildah: Buildah
+) -> None:
+    script = (
+        'local q = require("qjson")\n'
+        'local d = q.parse(\'{"body":{"model":"m-1","n":7}}\')\n'
+        'print(d:get_str("body.model"), tonumber(d:get_i64("body.n")))'
+    )
+    out = run_in(buildah, built.image_ref, ["/usr/bin/luajit", "-e", script])
+    assert out.split() == ["m-1", "7"]
+
+
+def test_runtime_keeps_the_base_user(built: BuildResult, buildah: Buildah) -> None:
+    info = buildah.inspect_image(built.image_ref)
+    assert info is not None
+    config = info["OCIv1"]["config"]
+    assert config["User"] == "app"
+    assert config["Labels"]["org.qjson-tasks.rock"] == "qjson-demo"
+    assert config["Labels"]["org.qjson-tasks.rock.version"] == "0.1.0-1"
