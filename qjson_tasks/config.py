@@ -35,10 +35,10 @@ _URL = re.compile(r"^(https?|file)://\S+$")
 
 
 def _image_ref(value: str) -> str:
-    match = _IMAGE_REF.match(value)
+    match = _IMAGE_REF.fullmatch(value)
     if not match or (match.group("registry") and "/" not in value):
         raise ValueError(
-            f"'{value}' is not an image reference: use [registry/]name[:tag][@sha256:<64 hex>]"
+            f"{value!r} is not an image reference: use [registry/]name[:tag][@sha256:<64 hex>]"
         )
     return value
 
@@ -47,26 +47,27 @@ def _image_name(value: str) -> str:
     _image_ref(value)
     last = value.rsplit("/", 1)[-1]
     if ":" in last or "@" in value:
-        raise ValueError(f"'{value}' must be an image name without tag or digest (set 'tag')")
+        raise ValueError(f"{value!r} must be an image name without tag or digest (set 'tag')")
     return value
 
 
 def _abs_path(value: str) -> str:
     path = PurePosixPath(value)
-    if not path.is_absolute() or ".." in path.parts:
-        raise ValueError(f"'{value}' must be an absolute POSIX path without '..'")
-    return str(path)
+    if not path.is_absolute() or ".." in path.parts or "\n" in value:
+        raise ValueError(f"{value!r} must be an absolute POSIX path without '..'")
+    # POSIX keeps a leading '//' distinct; in an image it is just '/'.
+    return str(PurePosixPath("/", *path.parts[1:]))
 
 
 def _tag(value: str) -> str:
-    if not _TAG.match(value):
-        raise ValueError(f"'{value}' is not a tag: letters, digits, '_', '.', '-' (max 128)")
+    if not _TAG.fullmatch(value):
+        raise ValueError(f"{value!r} is not a tag: letters, digits, '_', '.', '-' (max 128)")
     return value
 
 
 def _rock_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(f"'{value}' is not a rock name: letters, digits, '.', '_', '-'")
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a rock name: letters, digits, '.', '_', '-'")
     return value
 
 
@@ -76,28 +77,35 @@ def _requirement(value: str) -> str:
 
 
 def _user(value: str) -> str:
-    if not _USER.match(value):
-        raise ValueError(f"'{value}' is not a user: a name or uid, optionally ':group'")
+    if not _USER.fullmatch(value):
+        raise ValueError(f"{value!r} is not a user: a name or uid, optionally ':group'")
+    return value
+
+
+def _mirror(value: str) -> str:
+    if not re.fullmatch(r"https?://\S+", value):
+        raise ValueError(f"{value!r} is not a Debian mirror: use an http:// or https:// URL")
     return value
 
 
 def _env(value: Mapping[str, str]) -> Mapping[str, str]:
     for name in value:
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"'{name}' is not an environment variable name")
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not an environment variable name: letters, digits and '_',"
+                " not starting with a digit"
+            )
     return value
 
 
+SOURCE_FORMS = "'default', an http(s):// or file:// server URL, or a local directory"
+
+
 def _rock_source(value: str) -> str:
-    if value == DEFAULT_SOURCE or _URL.match(value):
+    if value == DEFAULT_SOURCE or _URL.fullmatch(value):
         return value
-    if "://" in value:
-        raise ValueError(
-            f"'{value}': a rock source is 'default', an http(s):// or file:// server URL,"
-            " or a local directory"
-        )
-    if not value.strip():
-        raise ValueError("a rock source must not be empty")
+    if "://" in value or not value.strip() or "\n" in value:
+        raise ValueError(f"{value!r} is not a rock source: use {SOURCE_FORMS}")
     return value
 
 
@@ -114,9 +122,9 @@ class Bootstrap(_Model):
     """How to make the runtime base image from Debian packages when it is missing."""
 
     suite: str = "bookworm"
-    mirror: Annotated[str | None, Field(pattern=r"^https?://\S+$")] = None
+    mirror: Annotated[str | None, AfterValidator(lambda v: v if v is None else _mirror(v))] = None
     packages: tuple[str, ...] = ("luajit",)
-    user: Annotated[str | None, AfterValidator(lambda v: v and _user(v))] = None
+    user: Annotated[str | None, AfterValidator(lambda v: v if v is None else _user(v))] = None
     uid: int = Field(default=636, ge=1, le=65535)
     workdir: AbsPath | None = None
 
@@ -152,7 +160,7 @@ class Rock(_Model):
     def source_kind(self) -> Literal["default", "server", "directory"]:
         if self.source == DEFAULT_SOURCE:
             return "default"
-        return "server" if _URL.match(self.source) else "directory"
+        return "server" if _URL.fullmatch(self.source) else "directory"
 
 
 class Staging(_Model):
@@ -283,7 +291,9 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
 
 
 def _translate(error: ValidationError, where: str) -> ConfigError:
-    errors = error.errors()
+    # A typo shows up both as an unknown key and as the missing key it was meant to be:
+    # name the typo first.
+    errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = _describe_error(errors[0])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return ConfigError(f"{where}: {first}{more}")
@@ -318,6 +328,8 @@ def load_target(path: Path) -> Target:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; a target config is a UTF-8 TOML file") from None
     config = _resolve_rock_dir(parse_target(text, path), path.parent)
     return Target(name=path.stem, path=path, config=config)
 
@@ -328,7 +340,7 @@ def list_targets(directory: Path) -> list[Path]:
 
 def find_target(name: str, directory: Path) -> Target:
     path = directory / f"{name}.toml"
-    if not path.is_file():
+    if not _NAME.fullmatch(name) or not path.is_file():
         known = ", ".join(p.stem for p in list_targets(directory)) or "none"
         raise ConfigError(f"unknown target '{name}' (known targets in {directory}: {known})")
     return load_target(path)

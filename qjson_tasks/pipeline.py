@@ -107,7 +107,11 @@ def installed_version(tree: Path, plan: BuildPlan) -> str:
             f" {versions or 'none'}"
         )
     version = versions[0]
-    if not Requirement.parse(plan.rock_requirement).allows(Version.parse(version)):
+    try:
+        allowed = Requirement.parse(plan.rock_requirement).allows(Version.parse(version))
+    except ValueError:
+        allowed = False
+    if not allowed:
         raise ToolError(
             f"{plan.rock_name} {version} was installed but rock.version requires"
             f" '{plan.rock_requirement}'"

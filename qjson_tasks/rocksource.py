@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from qjson_tasks.config import Target
@@ -10,8 +11,10 @@ from qjson_tasks.plan import LocalRock
 from qjson_tasks.versions import Version
 
 
-def _version_of(rockspec: Path, name: str) -> str:
-    return rockspec.name.removesuffix(".rockspec").removeprefix(f"{name}-")
+def _version_of(rockspec: Path, name: str) -> str | None:
+    """The version in `<name>-<version>-<revision>.rockspec`, None for another rock's file."""
+    match = re.fullmatch(rf"{re.escape(name)}-([^-]+-\d+)\.rockspec", rockspec.name)
+    return match.group(1) if match else None
 
 
 def find_local_rock(target: Target) -> LocalRock | None:
@@ -28,7 +31,7 @@ def find_local_rock(target: Target) -> LocalRock | None:
         raise ConfigError(
             f"{where}: no rockspec in '{directory}' (looked at its root and rockspec/)"
         )
-    mine = [p for p in found if p.name.startswith(f"{rock.name}-")]
+    mine = [p for p in found if _version_of(p, rock.name)]
     if not mine:
         names = ", ".join(p.name for p in found)
         raise ConfigError(f"{where}: no rockspec for rock '{rock.name}' in '{directory}' ({names})")
@@ -36,7 +39,7 @@ def find_local_rock(target: Target) -> LocalRock | None:
     matching = []
     for path in mine:
         try:
-            if requirement.allows(Version.parse(_version_of(path, rock.name))):
+            if requirement.allows(Version.parse(_version_of(path, rock.name) or "")):
                 matching.append(path)
         except ValueError:
             continue
@@ -55,5 +58,5 @@ def find_local_rock(target: Target) -> LocalRock | None:
     return LocalRock(
         directory=str(directory),
         rockspec=str(chosen.relative_to(directory)),
-        version=_version_of(chosen, rock.name),
+        version=_version_of(chosen, rock.name) or "",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import total_ordering
 
 OPERATORS = ("==", "~=", "<=", ">=", "~>", "<", ">")
 ALLOWED_FORMS = (
@@ -13,26 +14,44 @@ ALLOWED_FORMS = (
 )
 
 _VERSION = re.compile(r"^\d+(?:\.\d+)*(?:-\d+)?$")
-_CONSTRAINT = re.compile(r"^\s*(==|~=|<=|>=|~>|<|>)?\s*(\S+)\s*$")
+_CONSTRAINT = re.compile(r"\s*(==|~=|<=|>=|~>|<|>)?\s*(\S+)\s*")
 
 
-@dataclass(frozen=True, order=True)
+@total_ordering
+@dataclass(frozen=True, eq=False)
 class Version:
-    """A luarocks version: dotted numbers plus an optional rockspec revision."""
+    """A luarocks version: dotted numbers plus an optional rockspec revision.
+
+    Equality and order follow luarocks: 1.0 == 1.0.0, and a version without a revision
+    equals every revision of it.
+    """
 
     parts: tuple[int, ...]
     revision: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        if not _VERSION.match(text):
-            raise ValueError(f"'{text}' is not a version")
+        if not _VERSION.fullmatch(text):
+            raise ValueError(f"{text!r} is not a version: use {ALLOWED_FORMS}")
         main, _, revision = text.partition("-")
         return cls(tuple(int(p) for p in main.split(".")), int(revision) if revision else None)
 
     def __str__(self) -> str:
         main = ".".join(str(p) for p in self.parts)
         return main if self.revision is None else f"{main}-{self.revision}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and self.compare(other) == 0
+
+    def __lt__(self, other: Version) -> bool:
+        return self.compare(other) < 0
+
+    def __hash__(self) -> int:
+        # Consistent with __eq__: trailing zeros and the revision don't tell versions apart.
+        parts = list(self.parts)
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return hash(tuple(parts))
 
     def _padded(self, width: int) -> tuple[int, ...]:
         return self.parts + (0,) * (width - len(self.parts))
@@ -88,8 +107,8 @@ class Requirement:
             raise ValueError(f"'{text}' is not a version requirement: use {ALLOWED_FORMS}")
         constraints = []
         for piece in pieces:
-            match = _CONSTRAINT.match(piece)
-            if not match or not _VERSION.match(match.group(2)):
+            match = _CONSTRAINT.fullmatch(piece)
+            if not match or not _VERSION.fullmatch(match.group(2)):
                 raise ValueError(f"'{text}' is not a version requirement: use {ALLOWED_FORMS}")
             constraints.append(Constraint(match.group(1) or "==", Version.parse(match.group(2))))
         return cls(tuple(constraints))

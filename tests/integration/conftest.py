@@ -62,8 +62,13 @@ def offline_target() -> Target:
     return retarget(usecases.resolve_target("offline"), "offline")
 
 
+def our_containers(buildah: Buildah) -> set[str]:
+    return {c["containername"] for c in buildah.containers() if c["containername"].startswith(OURS)}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers(buildah: Buildah) -> Iterator[None]:
+    before = our_containers(buildah)
     yield
     made = [
         image["id"]
@@ -72,8 +77,8 @@ def no_leftovers(buildah: Buildah) -> Iterator[None]:
     ]
     for image_id in made:
         buildah.runner.run(["buildah", "rmi", "--force", image_id])
-    left = [c["containername"] for c in buildah.containers() if c["containername"].startswith(OURS)]
-    assert not left, f"working containers left behind: {left}"
+    left = our_containers(buildah) - before
+    assert not left, f"working containers left behind: {sorted(left)}"
     mounts = Path("/proc/self/mountinfo").read_text().count("/containers/storage/overlay/")
     assert mounts == 0, "buildah mounts left behind"
 

@@ -1,0 +1,121 @@
+"""A recording fake runner: answers buildah like a tiny in-memory store, fails on request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qjson_tasks.errors import ToolError
+
+Argv = list[str]
+
+
+def is_call(*words: str) -> Callable[[Argv], bool]:
+    """Match a call whose argv contains these words in order (not necessarily adjacent)."""
+
+    def match(argv: Argv) -> bool:
+        position = 0
+        for word in words:
+            try:
+                position = argv.index(word, position) + 1
+            except ValueError:
+                return False
+        return True
+
+    return match
+
+
+@dataclass
+class FakeRunner:
+    mount_root: Path
+    images: dict[str, str] = field(default_factory=dict)  # ref -> id
+    fail_on: Callable[[Argv], bool] | None = None
+    interrupt_on: Callable[[Argv], bool] | None = None
+    calls: list[Argv] = field(default_factory=list)
+    unnamed: list[str] = field(default_factory=list)
+    live_containers: set[str] = field(default_factory=set)
+    live_mounts: set[str] = field(default_factory=set)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> str:
+        argv = list(argv)
+        self.calls.append(argv)
+        if self.interrupt_on and self.interrupt_on(argv):
+            raise KeyboardInterrupt
+        if self.fail_on and self.fail_on(argv):
+            raise ToolError(f"command failed (exit 1): {' '.join(argv)}\nboom")
+        if argv[0] != "buildah":
+            return ""
+        return self._buildah(argv[1], argv[2:])
+
+    def _buildah(self, sub: str, args: Argv) -> str:
+        if sub == "inspect":
+            ref = args[-1]
+            if ref not in self.images:
+                raise ToolError(
+                    f"command failed (exit 125): buildah inspect {ref}\nimage not known"
+                )
+            return json.dumps({"FromImageID": self.images[ref], "OCIv1": {"config": {}}})
+        if sub == "from":
+            name = args[args.index("--name") + 1]
+            self.live_containers.add(name)
+            return name
+        if sub == "rm":
+            self.live_containers.discard(args[-1])
+            return ""
+        if sub == "mount":
+            self.live_mounts.add(args[-1])
+            return str(self.mount_root)
+        if sub == "umount":
+            self.live_mounts.discard(args[-1])
+            return ""
+        if sub == "commit":
+            image_id = f"id{len(self.calls):062d}"
+            names = [a for a in args if not a.startswith("-") and "/" in a]
+            if names:
+                self.images[names[-1]] = image_id
+            else:
+                self.unnamed.append(image_id)
+            return image_id + "\n"
+        if sub == "images":
+            listed = [
+                {"id": i, "names": [r for r, v in self.images.items() if v == i]}
+                for i in {*self.images.values(), *self.unnamed}
+            ]
+            return json.dumps(listed)
+        if sub == "containers":
+            return "[]"
+        if sub == "pull":
+            self.images[args[-1]] = "pulled"
+            return "pulled\n"
+        if sub == "tag":
+            self.images[args[-1]] = args[0]
+            return ""
+        if sub == "rmi":
+            self.unnamed = [i for i in self.unnamed if i != args[-1]]
+            return ""
+        return ""
+
+    def subcommands(self) -> list[str]:
+        return [c[1] for c in self.calls if c[0] == "buildah"]
+
+    def left_behind(self) -> tuple[set[str], set[str]]:
+        """(working containers, mounts) that were made and never removed."""
+        return self.live_containers, self.live_mounts
+
+
+def runs(program: str) -> Callable[[Argv], bool]:
+    """Match `buildah run ... -- program ...`."""
+
+    def match(argv: Argv) -> bool:
+        return argv[:2] == ["buildah", "run"] and argv[argv.index("--") + 1] == program
+
+    return match
