@@ -10,7 +10,14 @@ class ConfigError(QjsonTasksError):
 
 
 class ToolError(QjsonTasksError):
-    """An external tool (buildah, debootstrap, ...) is missing or failed."""
+    """An external tool (buildah, debootstrap, ...) is missing or failed.
+
+    `output` holds the last lines the failed command printed, when there are any.
+    """
+
+    def __init__(self, message: str, output: str = "") -> None:
+        self.output = output
+        super().__init__(f"{message}\n{output}" if output else message)
 
 
 class StepError(QjsonTasksError):

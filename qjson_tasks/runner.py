@@ -34,8 +34,19 @@ class Runner(Protocol):
         ...
 
 
+MAX_ARG_SHOWN = 80
+
+
+def _shown(arg: str) -> str:
+    # A script passed as one argument would swamp the message: show its start only.
+    first = arg.splitlines()[0] if arg else arg
+    if len(first) > MAX_ARG_SHOWN or first != arg:
+        return first[:MAX_ARG_SHOWN] + "..."
+    return arg
+
+
 def format_command(argv: Sequence[str]) -> str:
-    return shlex.join(argv)
+    return shlex.join(_shown(arg) for arg in argv)
 
 
 def tool_missing(name: str) -> ToolError:
@@ -85,8 +96,8 @@ class ShRunner:
             process.wait()
         except sh.ErrorReturnCode as exc:
             raise ToolError(
-                f"command failed (exit {exc.exit_code}): {format_command(argv)}\n"
-                + "".join(tail).rstrip()
+                f"command failed (exit {exc.exit_code}): {format_command(argv)}",
+                output="".join(tail).rstrip(),
             ) from None
         except BaseException:
             # Ctrl-C or SIGTERM while waiting: don't leave the child running behind us.

@@ -148,7 +148,7 @@ def check_artifacts(
     checked = 0
     for rock in rocks:
         checked += len(rock.files)
-        findings += [str(problem) for problem in rock_manifest.check_files(root, rock)]
+        findings += [problem.message for problem in rock_manifest.check_files(root, rock)]
     if not rocks:
         findings.append(f"no rock_manifest under {prefix}/lib/luarocks")
     names = ", ".join(f"{r.name} {r.version}" for r in rocks) or "no rocks"
@@ -166,7 +166,7 @@ def check_native_libraries(root: Path, rocks: Sequence[Any]) -> CheckResult:
     ]
     findings = []
     for library in libraries:
-        findings += [f"{library}: {p}" for p in elf_check.check_library(root, library)]
+        findings += elf_check.check_library(root, library)
     libc = elf_check.detect_libc(root)
     if not libraries:
         findings.append("the rocks install no native library")
@@ -291,8 +291,7 @@ def check_smoke(
     try:
         out = buildah.run(container, [luajit, "-e", script], stream=False)
     except ToolError as exc:
-        output = str(exc).split("\n", 1)[-1]
-        lines = tuple(line for line in output.splitlines() if line.strip())
+        lines = tuple(line for line in exc.output.splitlines() if line.strip())
         return CheckResult("smoke", False, f"{luajit} as {user} failed: {_lua_error(lines)}", lines)
     last = out.strip().splitlines()[-1] if out.strip() else "(no output)"
     return CheckResult("smoke", True, f"{luajit} as {user}: {last}")

@@ -27,6 +27,7 @@ import pytest
 from qjson_tasks import usecases
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target
+from qjson_tasks.elf_check import read_elf
 from qjson_tasks.pipeline import BuildResult
 from qjson_tasks.verify import VerifyReport, default_smoke_script
 
@@ -400,6 +401,10 @@ def good_report(built: BuildResult, offline_target: Target, tools: usecases.Tool
     return usecases.run_verify(offline_target, tools, image=built.image_ref)
 
 
+def fault_named(name: str) -> Fault:
+    return next(fault for fault in FAULTS if fault.name == name)
+
+
 def outcome(report: VerifyReport) -> dict[str, bool]:
     return {check.name: check.passed for check in report.checks}
 
@@ -456,16 +461,11 @@ ARTIFACT_MESSAGES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify.check_artifacts reports str(FileProblem), the dataclass repr,"
-    " instead of FileProblem.message",
-)
 @pytest.mark.parametrize("name", sorted(ARTIFACT_MESSAGES))
 def test_artifact_findings_read_as_messages(
     name: str, verified: Callable[[Fault], tuple[str, VerifyReport]]
 ) -> None:
-    fault = next(f for f in FAULTS if f.name == name)
+    fault = fault_named(name)
     _, report = verified(fault)
     [artifacts] = [check for check in report.checks if check.name == "artifacts"]
     assert [f[: len(ARTIFACT_MESSAGES[name])] for f in artifacts.findings] == [
@@ -483,36 +483,26 @@ def smoke_of(report: VerifyReport) -> tuple[str, tuple[str, ...]]:
 def test_smoke_detail_is_the_lua_error_line(
     name: str, verified: Callable[[Fault], tuple[str, VerifyReport]]
 ) -> None:
-    fault = next(f for f in FAULTS if f.name == name)
+    fault = fault_named(name)
     detail, findings = smoke_of(verified(fault)[1])
     errors = [line for line in findings if line.startswith("/usr/bin/luajit: qjson smoke: ")]
     assert errors, findings
     assert detail == f"/usr/bin/luajit as app failed: {errors[0].strip()}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify.check_smoke drops only the first line of the ToolError, but the failed"
-    " command line holds the whole multi-line smoke script, so the script lands in findings",
-)
 def test_smoke_findings_are_the_output_not_the_script(
     verified: Callable[[Fault], tuple[str, VerifyReport]],
 ) -> None:
-    fault = next(f for f in FAULTS if f.name == "unreadable-qjson-so")
+    fault = fault_named("unreadable-qjson-so")
     _, findings = smoke_of(verified(fault)[1])
     script = {line.strip() for line in default_smoke_script().splitlines() if line.strip()}
     assert [line for line in findings if line.strip() in script] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify.check_native_libraries prefixes elf_check's problems, which already"
-    " start with the library's path, with the path again",
-)
 def test_native_lib_findings_name_the_library_once(
     verified: Callable[[Fault], tuple[str, VerifyReport]],
 ) -> None:
-    fault = next(f for f in FAULTS if f.name == "needs-missing-lib")
+    fault = fault_named("needs-missing-lib")
     [native] = [c for c in verified(fault)[1].checks if c.name == "native-libs"]
     assert native.findings == (
         f"/{LUA_LIB}/{PROBE}: needs libnothere.so, which is missing from the image",
@@ -527,8 +517,6 @@ def test_multi_check_faults_say_why() -> None:
 def test_probes_really_need_what_the_image_lacks(kit: Kit) -> None:
     # The controls for the native-libs faults: the planted libraries carry the faults
     # (read from the ELF files on the host, independent of the image).
-    from qjson_tasks.elf_check import read_elf
-
     missing = read_elf(kit.probes.needs_missing_lib)
     newer = read_elf(kit.probes.needs_newer_glibc)
     assert missing is not None and "libnothere.so" in missing.needed
@@ -559,7 +547,7 @@ def test_json_report_of_a_faulty_image(
     buildah: Buildah,
     tmp_path: Path,
 ) -> None:
-    fault = next(f for f in FAULTS if f.name == "world-writable-lua")
+    fault = fault_named("world-writable-lua")
     ref, report = verified(fault)
     path = tmp_path / "faulty.json"
     usecases.write_json_report(report, str(path))

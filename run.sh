@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Set up this machine (Debian/Ubuntu) and run the main job or the tests.
+#
+#   ./run.sh build [invoke build-runtime flags]   build + verify the default target's image
+#   ./run.sh test  [pytest args]                  lint and run the whole test suite
+#
+# Installs what is missing: buildah and friends from apt (as root, or through sudo), and a
+# virtual environment in .venv with the pinned requirements.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(buildah fuse-overlayfs uidmap slirp4netns debootstrap python3 python3-venv
+              gcc libc6-dev util-linux)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_system_packages() {
+    local missing=()
+    for package in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+            || missing+=("$package")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "==> installing ${missing[*]}" >&2
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    fi
+}
+
+install_python_packages() {
+    local stamp=.venv/requirements.txt
+    if [ -x .venv/bin/python ] && cmp -s requirements.txt "$stamp"; then
+        return
+    fi
+    echo "==> creating .venv with the pinned requirements" >&2
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+    cp requirements.txt "$stamp"
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+    build)
+        install_system_packages
+        install_python_packages
+        exec .venv/bin/invoke build-runtime "$@"
+        ;;
+    test)
+        install_system_packages
+        install_python_packages
+        .venv/bin/ruff check .
+        .venv/bin/ruff format --check .
+        exec .venv/bin/pytest "$@"
+        ;;
+    *)
+        sed -n '2,8p' "$0" >&2
+        exit 2
+        ;;
+esac
