@@ -59,7 +59,15 @@ class Buildah:
         self._run("push", "--quiet", image, destination)
 
     def images(self) -> list[dict[str, Any]]:
-        return json.loads(self._run("images", "--json") or "[]") or []
+        """Local images with full IDs (`id`) and their `names`."""
+        return json.loads(self._run("images", "--json", "--no-trunc") or "[]") or []
+
+    def image_names(self, image_id: str) -> list[str] | None:
+        """The names of a local image by full ID, None when it does not exist."""
+        for image in self.images():
+            if str(image.get("id", "")).removeprefix("sha256:") == image_id:
+                return list(image.get("names") or [])
+        return None
 
     # --- containers ---------------------------------------------------------------------
     def from_image(self, image: str, name: str) -> str:
@@ -173,9 +181,14 @@ class Buildah:
         finally:
             self._quietly(self.umount, container)
 
-    def _quietly(self, action: Any, *args: str) -> None:
+    def rmi_quietly(self, ref: str) -> bool:
+        return self._quietly(self.rmi, ref)
+
+    def _quietly(self, action: Any, *args: str) -> bool:
         # Cleanup must not replace the error that got us here; report and go on.
         try:
             action(*args)
         except ToolError as exc:
             _warn(f"cleanup: {exc}")
+            return False
+        return True

@@ -129,11 +129,11 @@ def _copy_local_rock(plan: BuildPlan, buildah: Buildah, container: str) -> None:
         buildah.copy(container, str(staged), SOURCE_DIR)
 
 
-def _discard_unnamed(buildah: Buildah, image_id: str) -> None:
-    """Remove a committed image unless something else already names it."""
-    for image in buildah.images():
-        if image.get("id") == image_id and not image.get("names"):
-            buildah._quietly(buildah.rmi, image_id)
+def discard_if_unnamed(buildah: Buildah, image_id: str | None) -> bool:
+    """Remove an image that no name points to (any more); True when it was removed."""
+    if image_id and buildah.image_names(image_id) == []:
+        return buildah.rmi_quietly(image_id)
+    return False
 
 
 def build(
@@ -199,10 +199,13 @@ def build(
                         f" was\n{outcome.summary()}"
                     )
         with step("tag", log, keep):
+            previous = buildah.image_id(plan.output_ref)
             buildah.tag(image_id, plan.output_ref)
     except BaseException:
-        _discard_unnamed(buildah, image_id)
+        discard_if_unnamed(buildah, image_id)
         raise
+    if previous != image_id and discard_if_unnamed(buildah, previous):
+        log(f"    removed the image {plan.output_ref} pointed to before ({previous[:12]})")
     return BuildResult(
         image_ref=plan.output_ref,
         image_id=image_id,
