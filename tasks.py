@@ -130,3 +130,24 @@ def verify(c, target=None, config=None, image=None, json=None):
     if not report.passed:
         names = ", ".join(check.name for check in report.failed())
         raise Exit(f"ERROR verification of {report.image} failed: {names}", code=1)
+
+
+@task(
+    help={
+        "target": TARGET_HELP,
+        "config": CONFIG_HELP,
+        "write": "write containerfiles/NAME.Containerfile instead of printing it",
+    }
+)
+@cli()
+def containerfile(c, target=None, config=None, write=False):
+    """Render the equivalent multi-stage Containerfile (for docker/podman build)."""
+    resolved = usecases.resolve_target(target, config)
+    text = usecases.render_containerfile(resolved)
+    if write:
+        path = usecases.containerfile_path(resolved)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    else:
+        print(text, end="")

@@ -20,6 +20,7 @@ from qjson_tasks.config import (
     list_targets,
     load_target,
 )
+from qjson_tasks.containerfile import render
 from qjson_tasks.errors import ConfigError
 from qjson_tasks.pipeline import BuildResult, build
 from qjson_tasks.runner import Runner, ShRunner
@@ -27,6 +28,7 @@ from qjson_tasks.verify import VerifyReport, verify_image
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_DIR / "config"
+CONTAINERFILE_DIR = PROJECT_DIR / "containerfiles"
 DEFAULT_TARGET = "offline"
 
 
@@ -132,3 +134,11 @@ def format_build_result(result: BuildResult) -> str:
 
 def write_json_report(report: VerifyReport, path: str) -> None:
     Path(path).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def containerfile_path(target: Target) -> Path:
+    return CONTAINERFILE_DIR / f"{target.name}.Containerfile"
+
+
+def render_containerfile(target: Target) -> str:
+    return render(target, PROJECT_DIR)

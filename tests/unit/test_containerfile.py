@@ -1,0 +1,47 @@
+"""The rendered Containerfiles: committed ones are current, and they keep Rust in the builder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qjson_tasks import usecases
+from qjson_tasks.config import list_targets
+from qjson_tasks.containerfile import render
+from qjson_tasks.errors import ConfigError
+
+TARGETS = [path.stem for path in list_targets(usecases.CONFIG_DIR)]
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_committed_containerfile_is_up_to_date(name: str) -> None:
+    target = usecases.resolve_target(name)
+    committed = usecases.containerfile_path(target)
+    assert committed.is_file(), f"run: invoke containerfile --target {name} --write"
+    assert committed.read_text() == usecases.render_containerfile(target), (
+        f"{committed} is out of date; run: invoke containerfile --target {name} --write"
+    )
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_runtime_stage_only_copies_the_tree(name: str) -> None:
+    target = usecases.resolve_target(name)
+    text = usecases.render_containerfile(target)
+    builder, runtime = text.split("\n\n")
+    config = target.config
+    assert f"FROM {config.builder.image} AS builder" in builder
+    assert f"--tree={config.staging.tree}" in builder
+    runtime_lines = runtime.strip().splitlines()
+    assert runtime_lines[0] == f"FROM {config.runtime.base_image}"
+    assert runtime_lines[1] == (
+        f"COPY --from=builder --chown=0:0 {config.staging.tree}/ {config.runtime.prefix}/"
+    )
+    assert runtime_lines[-1] == f"USER {config.runtime.user}"
+    assert not any(line.startswith("RUN") for line in runtime_lines)
+
+
+def test_a_rock_outside_the_build_context_is_an_error(tmp_path: Path) -> None:
+    target = usecases.resolve_target("offline")
+    with pytest.raises(ConfigError, match="outside the build context"):
+        render(target, tmp_path)
