@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from qjson_tasks import usecases
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target
 from qjson_tasks.pipeline import BuildResult
+from tests.conftest import PROJECT_DIR
 
 ARTIFACTS = (
     "/usr/local/lib/lua/5.1/qjson.so",
@@ -69,3 +75,23 @@ def test_runtime_keeps_the_base_user(built: BuildResult, buildah: Buildah) -> No
     assert config["User"] == "app"
     assert config["Labels"]["org.qjson-tasks.rock"] == "qjson-demo"
     assert config["Labels"]["org.qjson-tasks.rock.version"] == "0.1.0-1"
+
+
+def test_verify_cli_passes_writes_json_and_leaves_the_image_unchanged(
+    built: BuildResult, buildah: Buildah, tmp_path: Path
+) -> None:
+    before = buildah.inspect_image(built.image_ref)
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "verify", "--image", built.image_ref,
+         "--json", str(report)],
+        cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[1] for line in result.stdout.splitlines()[1:7]] == ["PASS"] * 6
+    data = json.loads(report.read_text())
+    assert data["passed"] is True and len(data["checks"]) == 6
+    after = buildah.inspect_image(built.image_ref)
+    assert before is not None and after is not None
+    assert after["FromImageID"] == before["FromImageID"]
+    assert after["FromImageDigest"] == before["FromImageDigest"]
