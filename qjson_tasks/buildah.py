@@ -55,9 +55,6 @@ class Buildah:
     def rmi(self, ref: str) -> None:
         self._run("rmi", ref)
 
-    def push(self, image: str, destination: str) -> None:
-        self._run("push", "--quiet", image, destination)
-
     def images(self) -> list[dict[str, Any]]:
         """Local images with full IDs (`id`) and their `names`."""
         return json.loads(self._run("images", "--json", "--no-trunc") or "[]") or []
@@ -87,7 +84,6 @@ class Buildah:
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         user: str | None = None,
-        mounts: Sequence[str] = (),
         stream: bool = True,
     ) -> str:
         args = ["run", "--isolation", self.isolation]
@@ -97,8 +93,6 @@ class Buildah:
             args += ["--workingdir", workdir]
         if user:
             args += ["--user", user]
-        for mount in mounts:
-            args += ["--mount", mount]
         return self._run(*args, container, "--", *argv, stream=stream)
 
     def copy(

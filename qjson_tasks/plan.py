@@ -10,7 +10,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 from qjson_tasks.config import Target, TargetConfig
 
@@ -111,7 +110,6 @@ def make_plan(
         f"{LABEL_PREFIX}.prefix": config.runtime.prefix,
         "org.opencontainers.image.base.name": config.runtime.base_image,
     }
-    workdir = str(PurePosixPath(SOURCE_DIR)) if local_rock else None
     return BuildPlan(
         target=target.name,
         run_id=run_id,
@@ -124,7 +122,7 @@ def make_plan(
         rock_requirement=config.rock.version,
         rock_install=rock_install_command(config, local_rock),
         rock_env=dict(config.builder.env),
-        rock_workdir=workdir,
+        rock_workdir=SOURCE_DIR if local_rock else None,
         local_rock=local_rock,
         tree=config.staging.tree,
         prefix=config.runtime.prefix,

@@ -13,7 +13,7 @@ import stat
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -335,19 +335,12 @@ def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
         else:
             under_prefix = [e for e in entries if prefix in e[0].parents]
             hygiene = check_hygiene(under_prefix)
-            checks.append(
-                CheckResult(
-                    hygiene.name,
-                    hygiene.passed,
-                    f"base not local, checked {len(under_prefix)} paths under {prefix}: "
-                    + hygiene.detail,
-                    hygiene.findings,
-                )
-            )
+            detail = f"base not local, checked {len(under_prefix)} paths under {prefix}: "
+            checks.append(replace(hygiene, detail=detail + hygiene.detail))
         checks.append(
             check_contract(
                 image_config,
-                _config_of(base_info or {}) if base_info else None,
+                _config_of(base_info) if base_info else None,
                 base_ref,
                 config.runtime.user,
             )
