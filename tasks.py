@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from invoke import Exit, task
@@ -61,7 +63,10 @@ def targets(c):
 @cli()
 def show(c, target=None, config=None):
     """Print a target's resolved config as TOML."""
-    print(usecases.show_target(usecases.resolve_target(target, config)), end="")
+    resolved = usecases.resolve_target(target, config)
+    for line in usecases.floating_warnings(resolved):
+        print(line, file=sys.stderr)
+    print(usecases.show_target(resolved), end="")
 
 
 @task(
@@ -89,6 +94,7 @@ def base_image(c, target=None, config=None, rebuild=False):
         "rock_source": "rock source for this run: a server URL or a local directory",
         "verify": "verify the image before tagging it (default on; --no-verify skips)",
         "keep_on_failure": "keep the working containers when a step fails, for debugging",
+        "rebuild": "build every unit again even if its image exists",
     }
 )
 @cli(needs_mount=True)
@@ -102,13 +108,32 @@ def build_runtime(
     rock_source=None,
     verify=True,
     keep_on_failure=False,
+    rebuild=False,
 ):
     """Build a target's Rust-free runtime image (builder stage + copied rock tree)."""
     overrides = Overrides(base_image, builder_image, tag, rock_source)
     resolved = usecases.resolve_target(target, config, overrides)
     tools = usecases.make_tools(resolved, keep=keep_on_failure)
-    result = usecases.run_build(resolved, tools, verify=verify)
+    result = usecases.run_build(resolved, tools, verify=verify, rebuild=rebuild)
     print(usecases.format_build_result(result))
+
+
+@task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
+@cli()
+def plan(c, target=None, config=None):
+    """Print the build units (name-hash, inputs, dependencies, status) as TOML; runs nothing."""
+    resolved = usecases.resolve_target(target, config)
+    print(usecases.plan_toml(resolved, usecases.make_tools(resolved)), end="")
+
+
+@task(help={"all": "remove every unit image and the cargo caches, not only unused units"})
+@cli()
+def clean(c, all=False):
+    """Remove unit images no current target uses (with --all: every unit image and cache)."""
+    removed = usecases.clean_units(usecases.make_tools(None), everything=all)
+    for name in removed:
+        print(f"removed {name}")
+    print(f"{len(removed)} removed")
 
 
 @task(
@@ -151,3 +176,29 @@ def containerfile(c, target=None, config=None, write=False):
         print(f"wrote {path}")
     else:
         print(text, end="")
+
+
+@task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
+@cli()
+def pin(c, target=None, config=None):
+    """Pin the target's floating image tags to the local images' digests, in its config file."""
+    resolved = usecases.resolve_target(target, config)
+    for line in usecases.pin_target(resolved, usecases.make_tools(resolved)):
+        print(line)
+
+
+@task(
+    help={
+        "target": TARGET_HELP,
+        "repeat": "repetitions of every scenario (default 3)",
+        "out": "directory for results.json and results.md (default bench/)",
+    }
+)
+@cli(needs_mount=True)
+def bench(c, target=None, repeat=3, out="bench"):
+    """Time cold/warm/rock-change builds against `buildah build --layers`; write the results."""
+    resolved = usecases.resolve_target(target)
+    results = usecases.run_benchmark(
+        resolved, usecases.make_tools(resolved), int(repeat), Path(out)
+    )
+    print(usecases.bench_summary(results))

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from qjson_tasks.errors import ToolError
+from qjson_tasks.errors import ToolError, ToolMissingError
 from qjson_tasks.runner import Runner
 
 
@@ -36,6 +36,8 @@ class Buildah:
         """The image's inspect document, or None when no such local image exists."""
         try:
             out = self._run("inspect", "--type", "image", ref)
+        except ToolMissingError:
+            raise
         except ToolError as exc:
             if "image not known" in str(exc) or "not found" in str(exc):
                 return None
@@ -58,6 +60,14 @@ class Buildah:
     def images(self) -> list[dict[str, Any]]:
         """Local images with full IDs (`id`) and their `names`."""
         return json.loads(self._run("images", "--json", "--no-trunc") or "[]") or []
+
+    def all_names(self) -> dict[str, str]:
+        """Every local image name mapped to its full image ID, from one listing."""
+        return {
+            name: str(image.get("id", "")).removeprefix("sha256:")
+            for image in self.images()
+            for name in image.get("names") or ()
+        }
 
     def image_names(self, image_id: str) -> list[str] | None:
         """The names of a local image by full ID, None when it does not exist."""
@@ -84,9 +94,12 @@ class Buildah:
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         user: str | None = None,
+        mounts: Sequence[str] = (),
         stream: bool = True,
     ) -> str:
         args = ["run", "--isolation", self.isolation]
+        for mount in mounts:
+            args += ["--mount", mount]
         for key, value in (env or {}).items():
             args += ["--env", f"{key}={value}"]
         if workdir:
@@ -96,11 +109,20 @@ class Buildah:
         return self._run(*args, container, "--", *argv, stream=stream)
 
     def copy(
-        self, container: str, source: str, destination: str, *, chown: str | None = None
+        self,
+        container: str,
+        source: str,
+        destination: str,
+        *,
+        chown: str | None = None,
+        from_image: str | None = None,
     ) -> None:
+        """Copy a host path, or with from_image a path inside that image or container."""
         args = ["copy", "--quiet"]
         if chown:
             args += ["--chown", chown]
+        if from_image:
+            args += ["--from", from_image]
         self._run(*args, container, source, destination)
 
     def config(

@@ -170,6 +170,11 @@ class Staging(_Model):
 class Output(_Model):
     image: ImageName
     tag: Annotated[str, AfterValidator(_tag)] = "latest"
+    source_date_epoch: int | None = Field(
+        default=None,
+        ge=0,
+        description="image timestamp (seconds); default: the base image's creation time",
+    )
 
     @property
     def reference(self) -> str:
@@ -203,10 +208,10 @@ class TargetConfig(_Model):
     def _tree_apart_from_prefix(self) -> TargetConfig:
         tree, prefix = PurePosixPath(self.staging.tree), PurePosixPath(self.runtime.prefix)
         if tree == PurePosixPath("/"):
-            raise ValueError("staging.tree must not be '/'")
+            raise ValueError("staging.tree: must not be '/': use a directory of its own")
         if tree == prefix or tree in prefix.parents or prefix in tree.parents:
             raise ValueError(
-                f"staging.tree '{tree}' overlaps runtime.prefix '{prefix}': use a separate path"
+                f"staging.tree: '{tree}' overlaps runtime.prefix '{prefix}': use a separate path"
             )
         return self
 
@@ -264,13 +269,19 @@ FLAG_FOR_FIELD = {
 
 
 def _describe_error(error: Mapping[str, Any]) -> str:
-    loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    loc = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
+    if not loc and kind == "value_error":
+        # A check across sections (staging.tree vs runtime.prefix): its message names them.
+        return str(error["msg"]).removeprefix("Value error, ")
+    loc = loc or "(top level)"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(tuple(error["loc"][:-1]))
         return f"{loc}: unknown key (allowed: {', '.join(allowed)})"
     if kind == "missing":
-        return f"{loc}: missing required field"
+        *section, key = (str(part) for part in error["loc"])
+        where = f"{key} = ... under [{'.'.join(section)}]" if section else f"a [{key}] table"
+        return f"{loc}: missing required field (add {where})"
     if kind == "literal_error":
         return f"{loc}: {error['msg'].lower()}"
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -346,6 +357,14 @@ def find_target(name: str, directory: Path) -> Target:
     return load_target(path)
 
 
+def check_image_flag(flag: str, value: str) -> str:
+    """A flag naming an image (reference or ID) outside any config; errors name the flag."""
+    try:
+        return _image_ref(value)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
 def apply_overrides(target: Target, overrides: Overrides) -> Target:
     """Return the target with flag values in place; a bad flag value names the flag."""
     updates = overrides.as_updates()
@@ -361,4 +380,11 @@ def apply_overrides(target: Target, overrides: Overrides) -> Target:
         field = ".".join(str(p) for p in error["loc"])
         flag = FLAG_FOR_FIELD.get(field, field)
         raise ConfigError(f"{flag}: {_describe_error(error).split(': ', 1)[1]}") from None
-    return Target(target.name, target.path, _resolve_rock_dir(config, Path.cwd()))
+    resolved = _resolve_rock_dir(config, Path.cwd())
+    flag_dir = overrides.rock_source is not None and resolved.rock.source_kind == "directory"
+    if flag_dir and not Path(resolved.rock.source).is_dir():
+        # Said here, as the flag's error: the file's rock.source is not what was wrong.
+        raise ConfigError(
+            f"--rock-source: '{resolved.rock.source}' is not a directory: use {SOURCE_FORMS}"
+        )
+    return Target(target.name, target.path, resolved)

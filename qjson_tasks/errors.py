@@ -20,6 +20,10 @@ class ToolError(QjsonTasksError):
         super().__init__(f"{message}\n{output}" if output else message)
 
 
+class ToolMissingError(ToolError):
+    """A tool is not on PATH; the message says what to install."""
+
+
 class StepError(QjsonTasksError):
     """A build step failed; wraps the underlying error with the step's name."""
 

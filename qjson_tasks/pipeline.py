@@ -9,27 +9,38 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from qjson_tasks import locks
 from qjson_tasks.baseimage import build_base_image
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target
 from qjson_tasks.errors import QjsonTasksError, StepError, ToolError, VerificationError
-from qjson_tasks.plan import LABEL_PREFIX, SOURCE_DIR, BuildPlan, make_plan
-from qjson_tasks.rocksource import find_local_rock
+from qjson_tasks.plan import (
+    LABEL_PREFIX,
+    SOURCE_DIR,
+    BuildPlan,
+    ImageFacts,
+    PlanInputs,
+    Unit,
+    make_plan,
+)
+from qjson_tasks.rocksource import find_local_rock, ignored, source_digest
 from qjson_tasks.runner import Runner
 from qjson_tasks.versions import Requirement, Version
 
 Log = Callable[[str], None]
 KEEP_HINT = "Rerun with --keep-on-failure to keep the working containers for debugging."
-# Copied into the builder with a local rock: build outputs and VCS data would only slow it down.
-SOURCE_IGNORE = ("target", ".git", "*.rock")
 # Builder steps write / and install packages: root, whatever USER the builder image sets.
 BUILD_USER = "0:0"
+VERSION_LABEL = f"{LABEL_PREFIX}.rock.version"
+TREE_FILES_LABEL = f"{LABEL_PREFIX}.tree.files"
+TREE_BYTES_LABEL = f"{LABEL_PREFIX}.tree.bytes"
 
 
 class VerifyOutcome(Protocol):
@@ -48,8 +59,9 @@ class BuildResult:
     rock_version: str
     files_added: int
     bytes_added: int
-    builder_reused: bool
-    verification: VerifyOutcome | None
+    units: dict[str, str] = field(default_factory=dict)
+    built: tuple[str, ...] = ()
+    verification: VerifyOutcome | None = None
 
 
 @contextmanager
@@ -63,29 +75,52 @@ def step(name: str, log: Log, keep: bool) -> Iterator[None]:
         raise StepError(name, exc, "" if keep else KEEP_HINT) from exc
 
 
-def ensure_image(buildah: Buildah, runner: Runner, target: Target, ref: str, log: Log) -> str:
-    """The local image ID of ref, making it from Debian packages or pulling it if missing."""
-    image_id = buildah.image_id(ref)
-    if image_id:
-        return image_id
+def image_facts(buildah: Buildah, ref: str) -> ImageFacts | None:
+    info = buildah.inspect_image(ref)
+    if info is None:
+        return None
+    created = (info.get("OCIv1") or {}).get("created") or ""
+    try:
+        epoch = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        epoch = 0
+    return ImageFacts(ref, info["FromImageID"], max(epoch, 0))
+
+
+def ensure_image(
+    buildah: Buildah, runner: Runner, target: Target, ref: str, log: Log
+) -> ImageFacts:
+    """A local image's facts, making it from Debian packages or pulling it if missing."""
+    facts = image_facts(buildah, ref)
+    if facts:
+        return facts
     bootstrap = target.config.runtime.bootstrap
     if bootstrap is not None and ref == target.config.runtime.base_image:
         log(f"    {ref} is missing: making it from Debian packages (debootstrap)")
-        return build_base_image(buildah, runner, bootstrap, ref, str(target.path))
-    log(f"    {ref} is missing: pulling it")
-    return buildah.pull(ref)
+        build_base_image(buildah, runner, bootstrap, ref, str(target.path))
+    else:
+        log(f"    {ref} is missing: pulling it")
+        buildah.pull(ref)
+    facts = image_facts(buildah, ref)
+    if facts is None:
+        raise ToolError(f"{ref} is still not a local image after making or pulling it")
+    return facts
 
 
-def prepare_builder(plan: BuildPlan, buildah: Buildah, log: Log) -> bool:
-    """Make the builder unit image unless it exists; True when it was reused."""
-    if buildah.image_id(plan.builder_unit):
-        log(f"    reusing {plan.builder_unit}")
-        return True
+def plan_inputs(
+    target: Target, base: ImageFacts | None, builder: ImageFacts | None, verify_digest: str
+) -> PlanInputs:
+    """Everything the plan needs from the disk: the local rock and its content digest."""
+    local = find_local_rock(target)
+    digest = source_digest(Path(local.directory)) if local else ""
+    return PlanInputs(base, builder, local, digest, verify_digest)
+
+
+def prepare_builder(plan: BuildPlan, buildah: Buildah) -> None:
     with buildah.container(plan.builder_image, plan.container_name("setup")) as ctr:
         for argv in plan.builder_setup:
             buildah.run(ctr, argv, env=plan.setup_env, user=BUILD_USER)
-        buildah.commit(ctr, plan.builder_unit)
-    return False
+        buildah.commit(ctr, plan.builder.image)
 
 
 def tree_stats(tree: Path) -> tuple[int, int]:
@@ -123,8 +158,13 @@ def _copy_local_rock(plan: BuildPlan, buildah: Buildah, container: str) -> None:
     assert plan.local_rock is not None
     with tempfile.TemporaryDirectory(prefix="qjt-rock-") as tmp:
         staged = Path(tmp) / "src"
+        # Plain copies get fresh mtimes, so cargo's cached target directory (a cache mount)
+        # never mistakes a changed file for an unchanged one.
         shutil.copytree(
-            plan.local_rock.directory, staged, ignore=shutil.ignore_patterns(*SOURCE_IGNORE)
+            plan.local_rock.directory,
+            staged,
+            ignore=lambda _dir, names: [n for n in names if ignored(n)],
+            copy_function=shutil.copy,
         )
         buildah.copy(container, str(staged), SOURCE_DIR)
 
@@ -136,30 +176,24 @@ def discard_if_unnamed(buildah: Buildah, image_id: str | None) -> bool:
     return False
 
 
-def build(
-    target: Target,
-    buildah: Buildah,
-    runner: Runner,
-    *,
-    run_id: str,
-    verifier: Verifier | None,
-    log: Log,
-) -> BuildResult:
-    config = target.config
-    keep = buildah.keep
-    local_rock = find_local_rock(target)
-    with step("base image", log, keep):
-        ensure_image(buildah, runner, target, config.runtime.base_image, log)
-    with step("builder image", log, keep):
-        builder_id = ensure_image(buildah, runner, target, config.builder.image, log)
-    plan = make_plan(target, run_id=run_id, builder_image_id=builder_id, local_rock=local_rock)
-    with step("builder setup", log, keep):
-        reused = prepare_builder(plan, buildah, log)
+def image_labels(buildah: Buildah, ref: str) -> dict[str, str]:
+    info = buildah.inspect_image(ref) or {}
+    return dict((info.get("OCIv1") or {}).get("config", {}).get("Labels") or {})
 
+
+def _as_int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
+
+
+def build_rock_tree(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> None:
+    """Install the rock in a builder container; keep only the tree, as the rock-tree unit."""
     with ExitStack() as scope:
         with step("builder container", log, keep):
             builder = scope.enter_context(
-                buildah.container(plan.builder_unit, plan.container_name("builder"))
+                buildah.container(plan.builder.image, plan.container_name("builder"))
             )
         with step("rock install", log, keep):
             if plan.local_rock:
@@ -170,24 +204,137 @@ def build(
                 env=plan.rock_env,
                 workdir=plan.rock_workdir,
                 user=BUILD_USER,
+                mounts=plan.cache_mounts,
             )
+        with step("mount builder", log, keep):
+            root = scope.enter_context(buildah.mounted(builder))
+        with step("rock tree", log, keep):
+            tree = root / plan.tree.lstrip("/")
+            version = installed_version(tree, plan)
+            files, size = tree_stats(tree)
+            holder = scope.enter_context(
+                buildah.container("scratch", plan.container_name("tree"), scratch=True)
+            )
+            buildah.copy(holder, str(tree), plan.tree, chown="0:0")
+            buildah.config(
+                holder,
+                labels={
+                    VERSION_LABEL: version,
+                    TREE_FILES_LABEL: str(files),
+                    TREE_BYTES_LABEL: str(size),
+                },
+            )
+            buildah.commit(holder, plan.rock_tree.image, timestamp=0)
+
+
+def build_runtime(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> str:
+    """The runtime base plus the rock tree under the prefix, committed unnamed."""
+    version = image_labels(buildah, plan.rock_tree.image).get(VERSION_LABEL, "")
+    with ExitStack() as scope:
         with step("runtime container", log, keep):
             runtime = scope.enter_context(
                 buildah.container(plan.base_image, plan.container_name("runtime"))
             )
-        with ExitStack() as mount_scope:
-            with step("mount builder", log, keep):
-                root = mount_scope.enter_context(buildah.mounted(builder))
-            tree = root / plan.tree.lstrip("/")
-            with step("copy tree", log, keep):
-                version = installed_version(tree, plan)
-                files, size = tree_stats(tree)
-                buildah.copy(runtime, str(tree), plan.prefix, chown="0:0")
+        with step("copy tree", log, keep):
+            buildah.copy(
+                runtime, plan.tree, plan.prefix, chown="0:0", from_image=plan.rock_tree.image
+            )
         with step("label", log, keep):
-            buildah.config(runtime, labels={**plan.labels, f"{LABEL_PREFIX}.rock.version": version})
+            labels = {
+                **plan.labels,
+                **plan.unit_labels(),
+                VERSION_LABEL: version,
+            }
+            buildah.config(runtime, labels=labels)
         with step("commit", log, keep):
-            image_id = buildah.commit(runtime)
+            return buildah.commit(runtime, timestamp=plan.timestamp)
 
+
+def build(
+    target: Target,
+    buildah: Buildah,
+    runner: Runner,
+    *,
+    run_id: str,
+    verifier: Verifier | None,
+    log: Log,
+    verify_digest: str = "",
+    rebuild: bool = False,
+    warnings: Sequence[str] = (),
+) -> BuildResult:
+    config = target.config
+    keep = buildah.keep
+    # Bad input (a rock directory without a rockspec) must fail before anything is made.
+    inputs = plan_inputs(target, None, None, verify_digest)
+    for warning in warnings:
+        log(warning)
+    with step("base image", log, keep):
+        base = ensure_image(buildah, runner, target, config.runtime.base_image, log)
+    with step("builder image", log, keep):
+        builder = ensure_image(buildah, runner, target, config.builder.image, log)
+    plan = make_plan(target, replace(inputs, base=base, builder=builder), run_id=run_id)
+    log("    units: " + ", ".join(unit.name for unit in plan.units))
+
+    def present(unit: Unit) -> bool:
+        if not rebuild and buildah.image_id(unit.image):
+            log(f"    {unit.name}: up to date")
+            return True
+        return False
+
+    built: list[str] = []
+    with locks.hold(plan.output_ref, log):
+        if not present(plan.runtime):
+            with locks.hold(plan.rock_tree.image, log):
+                if not present(plan.rock_tree):
+                    with locks.hold(plan.builder.image, log):
+                        if not present(plan.builder):
+                            with step("builder setup", log, keep):
+                                prepare_builder(plan, buildah)
+                            built.append(plan.builder.kind)
+                    build_rock_tree(plan, buildah, log, keep)
+                    built.append(plan.rock_tree.kind)
+            image_id = build_runtime(plan, buildah, log, keep)
+            built.append(plan.runtime.kind)
+            outcome = finish(plan, buildah, image_id, verifier, log, keep)
+        else:
+            image_id = buildah.image_id(plan.runtime.image) or ""
+            outcome = None
+            with step("tag", log, keep):
+                retag(plan, buildah, image_id, (), log)
+    tree = image_labels(buildah, plan.rock_tree.image)
+    return BuildResult(
+        image_ref=plan.output_ref,
+        image_id=image_id,
+        rock_version=tree.get(VERSION_LABEL, ""),
+        files_added=_as_int(tree.get(TREE_FILES_LABEL)),
+        bytes_added=_as_int(tree.get(TREE_BYTES_LABEL)),
+        units={unit.kind: unit.name for unit in plan.units},
+        built=tuple(built),
+        verification=outcome,
+    )
+
+
+def retag(
+    plan: BuildPlan, buildah: Buildah, image_id: str, extra: tuple[str, ...], log: Log
+) -> None:
+    """Point the output (and extra names) at image_id; drop what the output left unnamed."""
+    previous = buildah.image_id(plan.output_ref)
+    if previous == image_id and not extra:
+        return
+    buildah.tag(image_id, plan.output_ref, *extra)
+    if previous and previous != image_id and discard_if_unnamed(buildah, previous):
+        log(f"    removed the image {plan.output_ref} pointed to before ({previous[:12]})")
+
+
+def finish(
+    plan: BuildPlan,
+    buildah: Buildah,
+    image_id: str,
+    verifier: Verifier | None,
+    log: Log,
+    keep: bool,
+) -> VerifyOutcome | None:
+    """Verify the new image, then tag it; on any failure the unnamed image is removed."""
     outcome = None
     try:
         if verifier is not None:
@@ -198,20 +345,11 @@ def build(
                         f"the new image failed verification; {plan.output_ref} was left as it"
                         f" was\n{outcome.summary()}"
                     )
+        # Only a verified image becomes the runtime unit; unverified, it gets the output tag.
+        unit_tag = (plan.runtime.image,) if verifier is not None else ()
         with step("tag", log, keep):
-            previous = buildah.image_id(plan.output_ref)
-            buildah.tag(image_id, plan.output_ref)
+            retag(plan, buildah, image_id, unit_tag, log)
     except BaseException:
         discard_if_unnamed(buildah, image_id)
         raise
-    if previous != image_id and discard_if_unnamed(buildah, previous):
-        log(f"    removed the image {plan.output_ref} pointed to before ({previous[:12]})")
-    return BuildResult(
-        image_ref=plan.output_ref,
-        image_id=image_id,
-        rock_version=version,
-        files_added=files,
-        bytes_added=size,
-        builder_reused=reused,
-        verification=outcome,
-    )
+    return outcome

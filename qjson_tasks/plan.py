@@ -1,21 +1,28 @@
-"""TargetConfig -> BuildPlan: names, tags, paths, unit hashes and the argv of every step.
+"""TargetConfig -> BuildPlan: the unit graph (builder, rock tree, runtime) and every argv.
 
 Pure: everything that needs the disk or buildah (image IDs, the rockspec found in a rock
-directory) is looked up before and passed in.
+directory and its content digest, the smoke script) is looked up before and passed in as
+PlanInputs. A unit's hash covers its inputs and its dependencies' hashes, nothing else: not
+the time, not the run, not the working directory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from qjson_tasks.config import Target, TargetConfig
 
-UNIT_REPOSITORY = "localhost/qjson-tasks"
+UNIT_REPOSITORY = "localhost/qjson-tasks/unit"
 SOURCE_DIR = "/qjson-src"
 LABEL_PREFIX = "org.qjson-tasks"
+CACHE_PREFIX = "qjson-tasks-"
+# Builder environment values whose names look like credentials are hashed, never printed.
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
 
 Argv = tuple[str, ...]
 
@@ -30,12 +37,58 @@ class LocalRock:
 
 
 @dataclass(frozen=True)
+class ImageFacts:
+    """What the plan needs to know about a local image."""
+
+    ref: str
+    image_id: str
+    created: int = 0
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    base: ImageFacts | None
+    builder: ImageFacts | None
+    local_rock: LocalRock | None = None
+    source_digest: str = ""
+    verify_digest: str = ""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A build step named by the hash of its inputs; kept as the image `image`."""
+
+    kind: str
+    inputs: Mapping[str, object]
+    depends: tuple[Unit, ...] = ()
+    hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        content = {
+            "kind": self.kind,
+            "inputs": self.inputs,
+            "depends": {dep.kind: dep.hash for dep in self.depends},
+        }
+        object.__setattr__(self, "hash", unit_hash(content))
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.hash}"
+
+    @property
+    def image(self) -> str:
+        return f"{UNIT_REPOSITORY}/{self.kind}:{self.hash}"
+
+
+@dataclass(frozen=True)
 class BuildPlan:
     target: str
     run_id: str
     base_image: str
     builder_image: str
-    builder_unit: str
+    builder: Unit
+    rock_tree: Unit
+    runtime: Unit
     builder_setup: tuple[Argv, ...]
     setup_env: Mapping[str, str]
     rock_name: str
@@ -43,21 +96,73 @@ class BuildPlan:
     rock_install: Argv
     rock_env: Mapping[str, str]
     rock_workdir: str | None
+    cache_mounts: tuple[str, ...]
     local_rock: LocalRock | None
     tree: str
     prefix: str
     lua_version: str
     output_ref: str
+    timestamp: int
+    resolved: bool
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def units(self) -> tuple[Unit, ...]:
+        return (self.builder, self.rock_tree, self.runtime)
+
+    def unit_labels(self) -> dict[str, str]:
+        return {f"{LABEL_PREFIX}.unit.{unit.kind}": unit.hash for unit in self.units}
+
+    def document(self, present: set[str]) -> dict[str, object]:
+        """The plan as data for `invoke plan` (TOML), like Miq's intermediate form."""
+        units = {}
+        for unit in self.units:
+            inputs = dict(unit.inputs)
+            if isinstance(inputs.get("env"), Mapping):
+                inputs["env"] = shown_env(inputs["env"])  # type: ignore[arg-type]
+            units[unit.kind] = {
+                "name": unit.name,
+                "image": unit.image,
+                "status": "built" if unit.image in present else "to build",
+                "depends": [dep.name for dep in unit.depends],
+                "inputs": _without_none(inputs),
+            }
+        document: dict[str, object] = {"target": self.target, "output": self.output_ref}
+        if not self.resolved:
+            document["note"] = (
+                "the base or builder image is not present locally, so the hashes are"
+                " provisional until it is made or pulled"
+            )
+        document["units"] = units
+        return document
 
     def container_name(self, role: str) -> str:
         return f"qjt-{self.target}-{role}-{self.run_id}"
+
+
+def _without_none(value: object) -> object:
+    """TOML has no null: drop None entries (their absence says the same)."""
+    if isinstance(value, Mapping):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def unit_hash(inputs: Mapping[str, object]) -> str:
     """A short, stable hash of a unit's inputs (canonical JSON, sorted keys)."""
     canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def shown_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment as printed: credential-like values replaced by a hash of them."""
+    return {
+        key: f"<hidden sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]}>"
+        if _SECRET_NAME.search(key)
+        else value
+        for key, value in env.items()
+    }
 
 
 def builder_setup_commands(config: TargetConfig) -> tuple[Argv, ...]:
@@ -85,23 +190,10 @@ def rock_install_command(config: TargetConfig, local: LocalRock | None) -> Argv:
     return (*luarocks, *server, "install", tree, rock.name, *version)
 
 
-def make_plan(
-    target: Target,
-    *,
-    run_id: str,
-    builder_image_id: str,
-    local_rock: LocalRock | None = None,
-) -> BuildPlan:
+def static_labels(target: Target) -> dict[str, str]:
+    """Labels that follow from the config alone (the Containerfile carries them too)."""
     config = target.config
-    setup = builder_setup_commands(config)
-    builder_hash = unit_hash(
-        {
-            "image": config.builder.image,
-            "image_id": builder_image_id,
-            "setup": [list(argv) for argv in setup],
-        }
-    )
-    labels = {
+    return {
         f"{LABEL_PREFIX}.target": target.name,
         f"{LABEL_PREFIX}.rock": config.rock.name,
         f"{LABEL_PREFIX}.rock.requirement": config.rock.version,
@@ -110,23 +202,95 @@ def make_plan(
         f"{LABEL_PREFIX}.prefix": config.runtime.prefix,
         "org.opencontainers.image.base.name": config.runtime.base_image,
     }
+
+
+def cache_mounts(builder: Unit, rock: str, local: LocalRock | None) -> tuple[str, ...]:
+    """Cargo's target directory survives between builds of a local rock (same builder).
+
+    Only for a local rock: `luarocks install` unpacks into a fresh temporary directory, and
+    moving cargo's target directory elsewhere would break rockspecs that copy from it.
+    """
+    if local is None:
+        return ()
+    cache_id = f"{CACHE_PREFIX}{builder.hash}-{rock}-target"
+    return (f"type=cache,target={SOURCE_DIR}/target,id={cache_id},sharing=locked",)
+
+
+def _image_inputs(facts: ImageFacts | None, ref: str) -> dict[str, object]:
+    return {"ref": ref, "id": facts.image_id if facts else None}
+
+
+def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
+    config = target.config
+    setup = builder_setup_commands(config)
+    apt = config.builder.package_manager == "apt"
+    setup_env = {"DEBIAN_FRONTEND": "noninteractive"} if apt else {}
+    builder = Unit(
+        "builder",
+        {
+            "image": _image_inputs(inputs.builder, config.builder.image),
+            "setup": [shlex.join(argv) for argv in setup],
+            "setup_env": setup_env,
+        },
+    )
+    local = inputs.local_rock
+    install = rock_install_command(config, local)
+    rock_tree = Unit(
+        "rock-tree",
+        {
+            "rock": config.rock.name,
+            "requirement": config.rock.version,
+            "source": config.rock.source if local is None else "directory",
+            "rockspec": local.rockspec if local else None,
+            "source_digest": inputs.source_digest if local else None,
+            "install": shlex.join(install),
+            "env": dict(config.builder.env),
+            "tree": config.staging.tree,
+        },
+        (builder,),
+    )
+    labels = static_labels(target)
+    timestamp = config.output.source_date_epoch
+    if timestamp is None:
+        timestamp = inputs.base.created if inputs.base else 0
+    runtime = Unit(
+        "runtime",
+        {
+            "base": _image_inputs(inputs.base, config.runtime.base_image),
+            "prefix": config.runtime.prefix,
+            "labels": labels,
+            "timestamp": timestamp,
+            "verify": {
+                "luajit": config.runtime.luajit,
+                "user": config.runtime.user,
+                "artifacts": list(config.artifacts),
+                "smoke": inputs.verify_digest,
+            },
+        },
+        (rock_tree,),
+    )
     return BuildPlan(
         target=target.name,
         run_id=run_id,
         base_image=config.runtime.base_image,
         builder_image=config.builder.image,
-        builder_unit=f"{UNIT_REPOSITORY}/builder:{builder_hash}",
+        builder=builder,
+        rock_tree=rock_tree,
+        runtime=runtime,
         builder_setup=setup,
-        setup_env={"DEBIAN_FRONTEND": "noninteractive"},
+        setup_env=setup_env,
         rock_name=config.rock.name,
         rock_requirement=config.rock.version,
-        rock_install=rock_install_command(config, local_rock),
+        rock_install=install,
         rock_env=dict(config.builder.env),
-        rock_workdir=SOURCE_DIR if local_rock else None,
-        local_rock=local_rock,
+        rock_workdir=SOURCE_DIR if local else None,
+        cache_mounts=cache_mounts(builder, config.rock.name, local),
+        local_rock=local,
         tree=config.staging.tree,
         prefix=config.runtime.prefix,
         lua_version=config.runtime.lua_version,
         output_ref=config.output.reference,
+        timestamp=timestamp,
+        resolved=inputs.base is not None and inputs.builder is not None,
         labels=labels,
     )

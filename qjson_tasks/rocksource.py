@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -9,6 +12,36 @@ from qjson_tasks.config import Target
 from qjson_tasks.errors import ConfigError
 from qjson_tasks.plan import LocalRock
 from qjson_tasks.versions import Version
+
+# Left out of a local rock's copy and digest: build outputs and VCS data.
+SOURCE_IGNORE = ("target", ".git", "*.rock")
+
+
+def ignored(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in SOURCE_IGNORE)
+
+
+def source_digest(directory: Path) -> str:
+    """sha256 over a rock directory's paths, file modes (executable or not), contents and
+    symlink targets, in a stable order; ignored names are left out. Timestamps don't count."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not ignored(d))
+        for name in sorted(f for f in files if not ignored(f)):
+            path = Path(root, name)
+            relative = path.relative_to(directory).as_posix()
+            if path.is_symlink():
+                digest.update(f"L {relative} {os.readlink(path)}\0".encode())
+                continue
+            executable = "x" if os.access(path, os.X_OK) else "-"
+            digest.update(f"F {relative} {executable} {path.stat().st_size}\0".encode())
+            digest.update(path.read_bytes())
+        for name in dirs:
+            path = Path(root, name)
+            if path.is_symlink():
+                relative = path.relative_to(directory).as_posix()
+                digest.update(f"L {relative} {os.readlink(path)}\0".encode())
+    return digest.hexdigest()
 
 
 def _version_of(rockspec: Path, name: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import shutil
 import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -11,7 +12,7 @@ from typing import Protocol
 
 import sh
 
-from qjson_tasks.errors import ToolError
+from qjson_tasks.errors import ToolError, ToolMissingError
 
 TAIL_LINES = 25
 
@@ -49,9 +50,15 @@ def format_command(argv: Sequence[str]) -> str:
     return shlex.join(_shown(arg) for arg in argv)
 
 
-def tool_missing(name: str) -> ToolError:
+def tool_missing(name: str) -> ToolMissingError:
     hint = INSTALL_HINTS.get(name, f"install '{name}' and make sure it is on PATH")
-    return ToolError(f"'{name}' was not found on PATH; {hint}")
+    return ToolMissingError(f"'{name}' was not found on PATH; {hint}")
+
+
+def require(name: str) -> None:
+    """Fail before doing anything when a tool every step needs is not installed."""
+    if shutil.which(name) is None:
+        raise tool_missing(name)
 
 
 class ShRunner:
@@ -86,7 +93,9 @@ class ShRunner:
             if stream:
                 self._echo(line)
 
-        kwargs: dict[str, object] = {"_out": on_out, "_err": on_err, "_bg": True, "_bg_exc": False}
+        kwargs: dict[str, object] = {"_bg": True, "_bg_exc": False}
+        if stream:
+            kwargs.update(_out=on_out, _err=on_err)
         if input is not None:
             kwargs["_in"] = input
         if env is not None:
@@ -94,7 +103,13 @@ class ShRunner:
         process = command(*argv[1:], **kwargs)
         try:
             process.wait()
+            if not stream:
+                # Collected whole: line callbacks cost ~80 ms a call, too much for queries.
+                stdout.append(process.stdout.decode(errors="replace"))
         except sh.ErrorReturnCode as exc:
+            if not stream:
+                for captured in (exc.stdout, exc.stderr):
+                    tail.extend(captured.decode(errors="replace").splitlines(keepends=True))
             raise ToolError(
                 f"command failed (exit {exc.exit_code}): {format_command(argv)}",
                 output="".join(tail).rstrip(),

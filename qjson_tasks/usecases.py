@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import sys
+import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
 
+from qjson_tasks import bench, pinning
 from qjson_tasks.baseimage import build_base_image
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import (
     Overrides,
     Target,
     apply_overrides,
+    check_image_flag,
     find_target,
     list_targets,
     load_target,
 )
 from qjson_tasks.containerfile import render
-from qjson_tasks.errors import ConfigError
-from qjson_tasks.pipeline import BuildResult, build
-from qjson_tasks.runner import Runner, ShRunner
-from qjson_tasks.verify import VerifyReport, verify_image
+from qjson_tasks.errors import ConfigError, QjsonTasksError, VerificationError
+from qjson_tasks.pipeline import (
+    TREE_BYTES_LABEL,
+    BuildResult,
+    build,
+    image_facts,
+    image_labels,
+    plan_inputs,
+)
+from qjson_tasks.plan import CACHE_PREFIX, UNIT_REPOSITORY, BuildPlan, make_plan
+from qjson_tasks.runner import Runner, ShRunner, require
+from qjson_tasks.verify import VerifyReport, smoke_script_for, verify_image
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_DIR / "config"
@@ -42,9 +57,12 @@ class Tools:
     buildah: Buildah
 
 
-def make_tools(target: Target, keep: bool = False, runner: Runner | None = None) -> Tools:
-    runner = runner or ShRunner()
-    return Tools(runner, Buildah(runner, isolation=target.config.buildah.isolation, keep=keep))
+def make_tools(target: Target | None, keep: bool = False, runner: Runner | None = None) -> Tools:
+    if runner is None:
+        require("buildah")
+        runner = ShRunner()
+    isolation = target.config.buildah.isolation if target else "chroot"
+    return Tools(runner, Buildah(runner, isolation=isolation, keep=keep))
 
 
 def resolve_target(
@@ -103,10 +121,27 @@ def make_base_image(target: Target, tools: Tools, rebuild: bool = False) -> str:
 
 
 def run_verify(target: Target, tools: Tools, image: str | None = None) -> VerifyReport:
+    if image is not None:
+        check_image_flag("--image", image)
     return verify_image(image or target.config.output.reference, target, tools.buildah)
 
 
-def run_build(target: Target, tools: Tools, verify: bool = True) -> BuildResult:
+def floating_warnings(target: Target) -> list[str]:
+    return pinning.floating_warnings(target, CONFIG_DIR)
+
+
+def pin_target(target: Target, tools: Tools) -> list[str]:
+    return pinning.pin_target(target, tools.buildah)
+
+
+def verify_digest(target: Target) -> str:
+    """What the verification of a runtime unit depends on beyond the config: the smoke script."""
+    return hashlib.sha256(smoke_script_for(target).encode()).hexdigest()
+
+
+def run_build(
+    target: Target, tools: Tools, verify: bool = True, rebuild: bool = False
+) -> BuildResult:
     def verifier(image_id: str) -> VerifyReport:
         report = verify_image(image_id, target, tools.buildah)
         log(report.table())
@@ -119,21 +154,80 @@ def run_build(target: Target, tools: Tools, verify: bool = True) -> BuildResult:
         run_id=uuid.uuid4().hex[:8],
         verifier=verifier if verify else None,
         log=log,
+        verify_digest=verify_digest(target),
+        rebuild=rebuild,
+        warnings=floating_warnings(target),
     )
 
 
+def current_plan(target: Target, tools: Tools) -> BuildPlan:
+    """The plan from what is local now; nothing is made, pulled or run."""
+    config = target.config
+    base = image_facts(tools.buildah, config.runtime.base_image)
+    builder = image_facts(tools.buildah, config.builder.image)
+    inputs = plan_inputs(target, base, builder, verify_digest(target))
+    return make_plan(target, inputs, run_id="plan")
+
+
+def plan_toml(target: Target, tools: Tools) -> str:
+    for warning in floating_warnings(target):
+        log(warning)
+    plan = current_plan(target, tools)
+    present = set(tools.buildah.all_names())
+    header = f"# plan for target {target.name} from {target.path}; nothing was run\n"
+    return header + tomli_w.dumps(plan.document(present))
+
+
+def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -> list[str]:
+    """Remove unit images: all of them, or those no target in config_dir uses now."""
+    keep: set[str] = set()
+    if not everything:
+        for path in list_targets(config_dir):
+            try:
+                target = load_target(path)
+                keep.update(unit.image for unit in current_plan(target, tools).units)
+            except QjsonTasksError as exc:
+                log(f"    {path.name}: {exc}; its units count as unused")
+    removed = []
+    for name in sorted(tools.buildah.all_names()):
+        if name.startswith(f"{UNIT_REPOSITORY}/") and name not in keep:
+            tools.buildah.rmi(name)
+            removed.append(name)
+    if everything:
+        for cache in cargo_caches():
+            shutil.rmtree(cache, ignore_errors=True)
+            removed.append(str(cache))
+    return removed
+
+
+def cargo_caches() -> list[Path]:
+    """buildah's cache mounts of ours (cargo target directories), root's and rootless ones."""
+    tmp = Path(os.environ.get("TMPDIR") or "/var/tmp")
+    return sorted(tmp.glob(f"buildah-cache*/{CACHE_PREFIX}*"))
+
+
 def format_build_result(result: BuildResult) -> str:
-    verified = "verified" if result.verification is not None else "not verified (--no-verify)"
+    if result.verification is not None:
+        verified = "verified"
+    elif "runtime" in result.built:
+        verified = "not verified (--no-verify)"
+    else:
+        verified = "up to date (verified when it was built)"
+    built = ", ".join(result.built) or "nothing"
     return (
         f"built {result.image_ref} ({result.image_id[:12]}), {verified}\n"
         f"  rock version: {result.rock_version}\n"
         f"  added over the base: {result.files_added} files, {result.bytes_added} bytes\n"
-        f"  builder: {'reused' if result.builder_reused else 'prepared'}"
+        f"  units: {' '.join(result.units.values())}\n"
+        f"  built this run: {built}"
     )
 
 
 def write_json_report(report: VerifyReport, path: str) -> None:
-    Path(path).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    try:
+        Path(path).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--json: cannot write {path}: {exc.strerror}") from None
 
 
 def containerfile_path(target: Target) -> Path:
@@ -142,3 +236,71 @@ def containerfile_path(target: Target) -> Path:
 
 def render_containerfile(target: Target) -> str:
     return render(target, PROJECT_DIR)
+
+
+def run_benchmark(target: Target, tools: Tools, repeat: int, out_dir: Path) -> str:
+    """Time qjson-tasks against `buildah build --layers`; write JSON and Markdown results
+    (and the README's bench section); returns the Markdown."""
+    if repeat < 1:
+        raise ConfigError(f"--repeat: {repeat} must be at least 1")
+    buildah = tools.buildah
+    if target.config.runtime.bootstrap:
+        make_base_image(target, tools)
+    before = bench.all_image_ids(buildah)
+
+    def verify_seconds(bench_target: Target) -> float:
+        start = time.perf_counter()
+        report = verify_image(bench_target.config.output.reference, bench_target, buildah)
+        if not report.passed:
+            raise VerificationError(f"the bench image failed verification\n{report.summary()}")
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory(prefix="qjt-bench-") as tmp:
+        setup = bench.prepare(target, Path(tmp), PROJECT_DIR)
+        run = bench.BenchRun(
+            setup, buildah, PROJECT_DIR, lambda t: current_plan(t, tools), cargo_caches,
+            verify_seconds, log,
+        )  # fmt: skip
+        original = setup.rock_lib.read_text(encoding="utf-8")
+        try:
+            for n in range(1, repeat + 1):
+                log(f"==> repetition {n} of {repeat}")
+                run.repetition(n, original)
+            runtime_ref = load_target(setup.config_path).config.output.reference
+            base = target.config.runtime.base_image
+            buildah.runner.run(
+                bench.buildah_build(setup, setup.single_stage_tag, "--target", "builder")
+            )
+            tree_unit = current_plan(load_target(setup.config_path), tools).rock_tree.image
+            shipped = int(image_labels(buildah, tree_unit).get(TREE_BYTES_LABEL, 0))
+            sizes = {
+                "shipped_bytes": shipped,
+                "runtime_added_bytes": bench.added_bytes(buildah, runtime_ref, base),
+                "buildah_build_added_bytes": bench.added_bytes(buildah, setup.buildah_tag, base),
+                "single_stage_added_bytes": bench.added_bytes(
+                    buildah, setup.single_stage_tag, base
+                ),
+            }
+        finally:
+            bench.remove_bench_images(buildah, before)
+    results: dict[str, object] = {
+        "target": target.name,
+        "repeat": repeat,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": bench.machine(buildah),
+        "timings": {
+            name: {**s.summary(), "seconds": [round(x, 3) for x in s.seconds]}
+            for name, s in run.samples.items()
+        },
+        "ratios": bench.ratios(run.samples),
+        "sizes": sizes,
+        "reproducible": len(set(run.cold_image_ids)) == 1,
+        "cold_image_ids": run.cold_image_ids,
+    }
+    results["targets_met"] = bench.evaluate(results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    table = bench.markdown(results)
+    (out_dir / "results.md").write_text(table, encoding="utf-8")
+    bench.update_readme(PROJECT_DIR / "README.md", table)
+    return table + f"\nwritten to {out_dir}/results.json and {out_dir}/results.md\n"

@@ -11,6 +11,7 @@ from qjson_tasks import usecases
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target
 from qjson_tasks.pipeline import BuildResult
+from qjson_tasks.plan import UNIT_REPOSITORY
 from tests.conftest import PROJECT_DIR
 
 ARTIFACTS = (
@@ -50,9 +51,8 @@ def test_no_cargo_or_rustc_in_the_runtime(built: BuildResult, buildah: Buildah) 
 
 def test_the_builder_did_have_rust(tools: usecases.Tools, built: BuildResult) -> None:
     # The control for the test above: cargo was there to build the rock, only not shipped.
-    units = [i for i in tools.buildah.images() if any("/builder:" in n for n in i["names"] or ())]
-    assert units
-    out = run_in(tools.buildah, units[0]["names"][0], ["sh", "-c", FIND_TOOLS])
+    builder = built.units["builder"].removeprefix("builder-")
+    out = run_in(tools.buildah, f"{UNIT_REPOSITORY}/builder:{builder}", ["sh", "-c", FIND_TOOLS])
     assert "/usr/bin/cargo" in out and "/usr/bin/rustc" in out
 
 

@@ -37,6 +37,8 @@ class FakeRunner:
     unnamed: list[str] = field(default_factory=list)
     live_containers: set[str] = field(default_factory=set)
     live_mounts: set[str] = field(default_factory=set)
+    container_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    image_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def run(
         self,
@@ -63,7 +65,9 @@ class FakeRunner:
                 raise ToolError(
                     f"command failed (exit 125): buildah inspect {ref}\nimage not known"
                 )
-            return json.dumps({"FromImageID": self.images[ref], "OCIv1": {"config": {}}})
+            labels = self.image_labels.get(self.images[ref], {})
+            config = {"config": {"Labels": labels}, "created": "1970-01-01T00:00:00Z"}
+            return json.dumps({"FromImageID": self.images[ref], "OCIv1": config})
         if sub == "from":
             name = args[args.index("--name") + 1]
             self.live_containers.add(name)
@@ -80,6 +84,7 @@ class FakeRunner:
         if sub == "commit":
             image_id = f"id{len(self.calls):062d}"
             names = [a for a in args if not a.startswith("-") and "/" in a]
+            self.image_labels[image_id] = self.container_labels.get(args[-1 - bool(names)], {})
             if names:
                 self.images[names[-1]] = image_id
             else:
@@ -96,11 +101,20 @@ class FakeRunner:
         if sub == "pull":
             self.images[args[-1]] = "pulled"
             return "pulled\n"
+        if sub == "config":
+            labels = self.container_labels.setdefault(args[-1], {})
+            for i, arg in enumerate(args[:-1]):
+                if arg == "--label":
+                    key, _, value = args[i + 1].partition("=")
+                    labels[key] = value
+            return ""
         if sub == "tag":
-            self.images[args[-1]] = args[0]
+            for ref in args[1:]:
+                self.images[ref] = args[0]
             return ""
         if sub == "rmi":
             self.unnamed = [i for i in self.unnamed if i != args[-1]]
+            self.images.pop(args[-1], None)
             return ""
         return ""
 

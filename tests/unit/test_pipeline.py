@@ -12,6 +12,7 @@ from qjson_tasks import pipeline
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target, find_target
 from qjson_tasks.errors import StepError
+from qjson_tasks.plan import UNIT_REPOSITORY
 from tests.unit.fakes import Argv, FakeRunner, is_call, runs
 
 BASE = "localhost/qjson-tasks/bookworm-luajit:latest"
@@ -63,14 +64,86 @@ def test_a_good_build_runs_the_steps_in_order(target: Target, mount_root: Path) 
     assert result.image_ref == OUTPUT
     assert result.rock_version == "0.1.0-1"
     assert (result.files_added, result.bytes_added) == (2, 64 + len("rock_manifest = {}\n"))
+    assert result.built == ("builder", "rock-tree", "runtime")
     subs = [s for s in runner.subcommands() if s not in ("inspect", "images")]
     assert subs == [
         "from", "run", "run", "run", "commit", "rm",  # builder unit: apt-get update/install/clean
-        "from", "copy", "run",  # builder container: local rock copied, luarocks make
-        "from", "mount", "copy", "umount", "config", "commit",  # runtime container
-        "rm", "rm", "tag",
+        "from", "copy", "run", "mount",  # builder container: local rock copied, luarocks make
+        "from", "copy", "config", "commit",  # rock-tree unit: a scratch image with the tree
+        "rm", "umount", "rm",
+        "from", "copy", "config", "commit", "rm",  # runtime: base + tree from the unit
+        "tag",
     ]  # fmt: skip
     assert runner.left_behind() == (set(), set())
+
+
+def test_every_unit_is_kept_as_an_image_named_by_its_hash(target: Target, mount_root: Path) -> None:
+    runner = make_runner(mount_root)
+    result = run_build(target, runner)
+    for kind, name in result.units.items():
+        unit_hash = name.removeprefix(f"{kind}-")
+        assert runner.images[f"{UNIT_REPOSITORY}/{kind}:{unit_hash}"]
+    runtime = f"{UNIT_REPOSITORY}/runtime:{result.units['runtime'].removeprefix('runtime-')}"
+    assert runner.images[runtime] == runner.images[OUTPUT] == result.image_id
+
+
+def test_the_runtime_commit_is_reproducible(target: Target, mount_root: Path) -> None:
+    runner = make_runner(mount_root)
+    run_build(target, runner)
+    commits = [c for c in runner.calls if is_call("buildah", "commit")(c)]
+    runtime_commit = commits[-1]
+    # The base image's creation time (0 here), never the clock; no per-host identity label.
+    assert runtime_commit[2:6] == ["--quiet", "--identity-label=false", "--timestamp", "0"]
+    labels = runner.image_labels[runner.images[OUTPUT]]
+    assert labels["org.qjson-tasks.unit.runtime"] in " ".join(runner.images)
+    assert not any("r1" in value for value in labels.values())
+
+
+def test_a_second_build_with_the_same_inputs_builds_nothing(
+    target: Target, mount_root: Path
+) -> None:
+    runner = make_runner(mount_root)
+    first = run_build(target, runner)
+    runner.calls.clear()
+    again = run_build(target, runner)
+    assert again.built == ()
+    assert again.image_id == first.image_id
+    assert again.rock_version == "0.1.0-1"
+    assert set(runner.subcommands()) <= {"inspect", "images"}
+
+
+def test_rebuild_builds_every_unit_again(target: Target, mount_root: Path) -> None:
+    runner = make_runner(mount_root)
+    run_build(target, runner)
+    again = pipeline.build(
+        target,
+        Buildah(runner),
+        runner,
+        run_id="r2",
+        verifier=lambda image_id: Outcome(True),
+        log=lambda message: None,
+        rebuild=True,
+    )
+    assert again.built == ("builder", "rock-tree", "runtime")
+
+
+def test_a_changed_smoke_script_reverifies_without_rebuilding_the_rock(
+    target: Target, mount_root: Path
+) -> None:
+    runner = make_runner(mount_root)
+    run_build(target, runner)
+    runner.calls.clear()
+    again = pipeline.build(
+        target,
+        Buildah(runner),
+        runner,
+        run_id="r2",
+        verifier=lambda image_id: Outcome(True),
+        log=lambda message: None,
+        verify_digest="another smoke script",
+    )
+    assert again.built == ("runtime",)
+    assert not any(runs("luarocks")(c) for c in runner.calls)
 
 
 def test_the_builder_steps_run_as_root_with_chroot_isolation(
@@ -93,22 +166,28 @@ def test_the_builder_steps_run_as_root_with_chroot_isolation(
 
 def test_only_the_tree_is_copied_into_the_prefix_as_root(target: Target, mount_root: Path) -> None:
     runner = make_runner(mount_root)
-    run_build(target, runner)
+    result = run_build(target, runner)
     copies = [c for c in runner.calls if c[:2] == ["buildah", "copy"]]
-    tree_copy = copies[-1]
-    assert tree_copy[-2:] == [str(mount_root / "qjson-rock"), "/usr/local"]
-    assert tree_copy[3:5] == ["--chown", "0:0"]
-    assert tree_copy[-3] == "qjt-offline-runtime-r1"
+    into_unit, into_runtime = copies[-2:]
+    assert into_unit[-3:] == ["qjt-offline-tree-r1", str(mount_root / "qjson-rock"), "/qjson-rock"]
+    tree_unit = (
+        f"{UNIT_REPOSITORY}/rock-tree:{result.units['rock-tree'].removeprefix('rock-tree-')}"
+    )
+    assert into_runtime[2:] == [
+        "--quiet", "--chown", "0:0", "--from", tree_unit,
+        "qjt-offline-runtime-r1", "/qjson-rock", "/usr/local",
+    ]  # fmt: skip
 
 
 def test_an_existing_builder_unit_is_reused(target: Target, mount_root: Path) -> None:
     runner = make_runner(mount_root)
     run_build(target, runner)
-    again = make_runner(mount_root)
-    again.images = dict(runner.images)
-    result = run_build(target, again)
-    assert result.builder_reused
-    assert not any("apt-get" in c for c in again.calls)
+    for name in [n for n in runner.images if "/rock-tree:" in n or "/runtime:" in n]:
+        del runner.images[name]
+    runner.calls.clear()
+    result = run_build(target, runner)
+    assert result.built == ("rock-tree", "runtime")
+    assert not any("apt-get" in c for c in runner.calls)
 
 
 STEP_FAULTS: list[tuple[str, Callable[[Argv], bool]]] = [
@@ -118,10 +197,13 @@ STEP_FAULTS: list[tuple[str, Callable[[Argv], bool]]] = [
     ("builder container", is_call("buildah", "from", "qjt-offline-builder-r1")),
     ("rock install", is_call("buildah", "copy", "/qjson-src")),
     ("rock install", runs("luarocks")),
-    ("runtime container", is_call("buildah", "from", "qjt-offline-runtime-r1")),
     ("mount builder", is_call("buildah", "mount")),
+    ("rock tree", is_call("buildah", "from", "qjt-offline-tree-r1")),
+    ("rock tree", is_call("buildah", "copy", "qjt-offline-tree-r1")),
+    ("rock tree", is_call("buildah", "commit", "qjt-offline-tree-r1")),
+    ("runtime container", is_call("buildah", "from", "qjt-offline-runtime-r1")),
     ("copy tree", is_call("buildah", "copy", "/usr/local")),
-    ("label", is_call("buildah", "config")),
+    ("label", is_call("buildah", "config", "qjt-offline-runtime-r1")),
     ("commit", is_call("buildah", "commit", "qjt-offline-runtime-r1")),
     ("tag", is_call("buildah", "tag")),
 ]

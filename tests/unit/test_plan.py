@@ -1,0 +1,198 @@
+"""Unit hashes: stable across runs and processes, moved by every input, by nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from qjson_tasks.config import Target, find_target
+from qjson_tasks.plan import BuildPlan, ImageFacts, PlanInputs, make_plan
+from qjson_tasks.rocksource import find_local_rock, source_digest
+from tests.conftest import PROJECT_DIR
+
+BASE = ImageFacts("localhost/qjson-tasks/bookworm-luajit:latest", "b" * 64, 0)
+DEMO_ROCK = PROJECT_DIR / "rocks" / "qjson-demo"
+
+
+def offline() -> Target:
+    return find_target("offline", PROJECT_DIR / "config")
+
+
+def plan_for(target: Target | None = None, **changes: Any) -> BuildPlan:
+    target = target or offline()
+    local = find_local_rock(target)
+    inputs = PlanInputs(BASE, BASE, local, source_digest(DEMO_ROCK), "smoke-digest")
+    for key, value in changes.items():
+        inputs = PlanInputs(**{**inputs.__dict__, key: value})
+    return make_plan(target, inputs, run_id="r1")
+
+
+def hashes(plan: BuildPlan) -> dict[str, str]:
+    return {unit.kind: unit.hash for unit in plan.units}
+
+
+def with_config(target: Target, section: str, **values: Any) -> Target:
+    config = target.config
+    part = getattr(config, section).model_copy(update=values)
+    return Target(target.name, target.path, config.model_copy(update={section: part}))
+
+
+def test_hashes_are_stable_within_a_process() -> None:
+    assert hashes(plan_for()) == hashes(plan_for())
+
+
+def test_hashes_are_stable_across_processes() -> None:
+    code = (
+        "from tests.unit.test_plan import plan_for, hashes; import json;"
+        " print(json.dumps(hashes(plan_for())))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == json.dumps(hashes(plan_for()))
+
+
+# (what changed, plan) -> which units must get a new hash; the others must keep theirs.
+CHANGES: list[tuple[str, Any, set[str]]] = [
+    ("builder image id", lambda: plan_for(builder=ImageFacts(BASE.ref, "c" * 64)), {"all"}),
+    (
+        "builder packages",
+        lambda: plan_for(with_config(offline(), "builder", packages=("cargo",))),
+        {"all"},
+    ),
+    ("rock source", lambda: plan_for(source_digest="f" * 64), {"rock-tree", "runtime"}),
+    (
+        "builder env",
+        lambda: plan_for(with_config(offline(), "builder", env={"RUSTFLAGS": "-O"})),
+        {"rock-tree", "runtime"},
+    ),
+    (
+        "rock requirement",
+        lambda: plan_for(with_config(offline(), "rock", version=">=0.1")),
+        {"rock-tree", "runtime"},
+    ),
+    (
+        "staging tree",
+        lambda: plan_for(with_config(offline(), "staging", tree="/other-tree")),
+        {"rock-tree", "runtime"},
+    ),
+    ("base image id", lambda: plan_for(base=ImageFacts(BASE.ref, "d" * 64)), {"runtime"}),
+    ("base image time", lambda: plan_for(base=ImageFacts(BASE.ref, "b" * 64, 99)), {"runtime"}),
+    ("smoke script", lambda: plan_for(verify_digest="other"), {"runtime"}),
+    (
+        "prefix",
+        lambda: plan_for(with_config(offline(), "runtime", prefix="/opt/lua")),
+        {"runtime"},
+    ),
+    (
+        "runtime user",
+        lambda: plan_for(with_config(offline(), "runtime", user="nobody")),
+        {"runtime"},
+    ),
+    (
+        "source_date_epoch",
+        lambda: plan_for(with_config(offline(), "output", source_date_epoch=1700000000)),
+        {"runtime"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "make", "moved"), CHANGES, ids=[c[0] for c in CHANGES])
+def test_a_changed_input_moves_exactly_the_units_that_depend_on_it(
+    what: str, make: Any, moved: set[str]
+) -> None:
+    before, after = hashes(plan_for()), hashes(make())
+    expected = {"builder", "rock-tree", "runtime"} if moved == {"all"} else moved
+    changed = {kind for kind in before if before[kind] != after[kind]}
+    assert changed == expected, what
+
+
+UNRELATED: list[tuple[str, Any]] = [
+    ("description", lambda: with_config_top(description="something else")),
+    ("output image", lambda: with_config(offline(), "output", image="localhost/else")),
+    ("output tag", lambda: with_config(offline(), "output", tag="v2")),
+]
+
+
+def with_config_top(**values: Any) -> Target:
+    target = offline()
+    return Target(target.name, target.path, target.config.model_copy(update=values))
+
+
+@pytest.mark.parametrize(("what", "make"), UNRELATED, ids=[u[0] for u in UNRELATED])
+def test_an_unrelated_field_moves_no_hash(what: str, make: Any) -> None:
+    assert hashes(plan_for(make())) == hashes(plan_for()), what
+
+
+def test_the_working_directory_and_the_rock_location_move_no_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "elsewhere" / "qjson-demo"
+    shutil.copytree(DEMO_ROCK, copy, ignore=shutil.ignore_patterns("target"))
+    target = with_config(offline(), "rock", source=str(copy))
+    monkeypatch.chdir(tmp_path)
+    moved = plan_for(target, local_rock=find_local_rock(target), source_digest=source_digest(copy))
+    assert hashes(moved) == hashes(plan_for())
+
+
+def test_the_source_digest_follows_content_not_timestamps_or_build_outputs(
+    tmp_path: Path,
+) -> None:
+    copy = tmp_path / "rock"
+    shutil.copytree(DEMO_ROCK, copy, ignore=shutil.ignore_patterns("target"))
+    original = source_digest(copy)
+    os.utime(copy / "Cargo.toml", (1, 1))
+    (copy / "target").mkdir(exist_ok=True)
+    (copy / "target" / "junk").write_text("build output")
+    (copy / ".git").mkdir()
+    assert source_digest(copy) == original
+
+    lib = copy / "src" / "lib.rs"
+    lib.write_text(lib.read_text() + "\n// one more line\n")
+    assert source_digest(copy) != original
+    lib.write_text(lib.read_text().removesuffix("\n// one more line\n"))
+    assert source_digest(copy) == original
+    lib.chmod(0o755)
+    assert source_digest(copy) != original
+
+
+def test_the_plan_document_is_toml_with_units_inputs_and_dependencies() -> None:
+    plan = plan_for()
+    document = tomllib.loads(tomli_w.dumps(plan.document({plan.builder.image})))
+    units = document["units"]
+    assert list(units) == ["builder", "rock-tree", "runtime"]
+    assert units["builder"]["status"] == "built"
+    assert units["runtime"]["status"] == "to build"
+    assert units["rock-tree"]["depends"] == [plan.builder.name]
+    assert units["runtime"]["depends"] == [plan.rock_tree.name]
+    assert units["runtime"]["name"] == f"runtime-{plan.runtime.hash}"
+    assert units["rock-tree"]["inputs"]["rockspec"] == "rockspec/qjson-demo-0.1.0-1.rockspec"
+    assert "note" not in document
+
+
+def test_the_plan_document_hides_credentials_but_they_still_count() -> None:
+    secret = "s3cr3t-value"
+    target = with_config(offline(), "builder", env={"ROCKS_TOKEN": secret, "RUSTFLAGS": "-O"})
+    plan = plan_for(target)
+    text = tomli_w.dumps(plan.document(set()))
+    assert secret not in text
+    assert "RUSTFLAGS" in text and "ROCKS_TOKEN" in text
+    other = plan_for(with_config(offline(), "builder", env={"ROCKS_TOKEN": "x", "RUSTFLAGS": "-O"}))
+    assert hashes(other)["rock-tree"] != hashes(plan)["rock-tree"]
+
+
+def test_a_plan_without_local_images_says_its_hashes_are_provisional() -> None:
+    plan = plan_for(base=None, builder=None)
+    assert not plan.resolved
+    assert "provisional" in str(plan.document(set())["note"])
