@@ -278,22 +278,22 @@ BAD_INPUTS = [
     ),
     pytest.param(
         mutated(("staging.tree", "/usr/local")),
-        ["staging.tree '/usr/local' overlaps runtime.prefix '/usr/local'", "separate path"],
+        ["staging.tree: '/usr/local' overlaps runtime.prefix '/usr/local'", "separate path"],
         id="tree-equals-prefix",
     ),
     pytest.param(
         mutated(("staging.tree", "/usr/local/qjson")),
-        ["staging.tree '/usr/local/qjson' overlaps runtime.prefix '/usr/local'"],
+        ["staging.tree: '/usr/local/qjson' overlaps runtime.prefix '/usr/local'"],
         id="tree-inside-prefix",
     ),
     pytest.param(
         mutated(("staging.tree", "/opt"), ("runtime.prefix", "/opt/app")),
-        ["staging.tree '/opt' overlaps runtime.prefix '/opt/app'", "separate path"],
+        ["staging.tree: '/opt' overlaps runtime.prefix '/opt/app'", "separate path"],
         id="prefix-inside-tree",
     ),
     pytest.param(
         mutated(("runtime.prefix", "/")),
-        ["staging.tree '/qjson-rock' overlaps runtime.prefix '/'"],
+        ["staging.tree: '/qjson-rock' overlaps runtime.prefix '/'"],
         id="prefix-root",
     ),
     pytest.param(
@@ -556,7 +556,7 @@ def test_relative_rock_source_flag_resolves_against_cwd(
 ) -> None:
     target = minimal_target(tmp_path)
     workdir = tmp_path / "work"
-    workdir.mkdir()
+    (workdir / "rocks" / "demo").mkdir(parents=True)
     monkeypatch.chdir(workdir)
     result = apply_overrides(target, Overrides(rock_source="rocks/demo"))
     assert result.config.rock.source_kind == "directory"
