@@ -2,7 +2,10 @@
 # Set up this machine (Debian/Ubuntu) and run the main job or the tests.
 #
 #   ./run.sh build [invoke build-runtime flags]   build + verify the default target's image
-#   ./run.sh test  [pytest args]                  lint and run the whole test suite
+#   ./run.sh test  [pytest args]                  lint and run the whole test suite; as root
+#                                                 and without args also the integration
+#                                                 suite again as a rootless user
+#   ./run.sh test-rootless [pytest args]          only that rootless run (as root)
 #
 # Installs what is missing: buildah and friends from apt (as root, or through sudo), and a
 # virtual environment in .venv with the pinned requirements.
@@ -53,10 +56,20 @@ case "$command" in
         install_python_packages
         .venv/bin/ruff check .
         .venv/bin/ruff format --check .
-        exec .venv/bin/pytest "$@"
+        if [ "$#" -gt 0 ] || [ "$(id -u)" -ne 0 ]; then
+            exec .venv/bin/pytest "$@"
+        fi
+        .venv/bin/pytest
+        # The integration suite again as user qjt-rootless, inside `buildah unshare`.
+        exec .venv/bin/python -m tests.rootless_suite
+        ;;
+    test-rootless)
+        install_system_packages
+        install_python_packages
+        exec .venv/bin/python -m tests.rootless_suite "$@"
         ;;
     *)
-        sed -n '2,8p' "$0" >&2
+        sed -n '2,11p' "$0" >&2
         exit 2
         ;;
 esac

@@ -47,7 +47,19 @@ def _shown(arg: str) -> str:
 
 
 def format_command(argv: Sequence[str]) -> str:
-    return shlex.join(_shown(arg) for arg in argv)
+    """argv as shown in an error: long scripts cut, `--env` values hidden.
+
+    `buildah run --env NAME=VALUE` carries builder.env, where tokens for a private rock server
+    live; a failing step's message ends up in CI logs, so only the names are shown.
+    """
+    shown = []
+    after_env = False
+    for arg in argv:
+        if after_env and "=" in arg:
+            arg = arg.split("=", 1)[0] + "=<hidden>"
+        after_env = arg == "--env"
+        shown.append(_shown(arg))
+    return shlex.join(shown)
 
 
 def tool_missing(name: str) -> ToolMissingError:

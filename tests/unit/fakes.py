@@ -61,13 +61,15 @@ class FakeRunner:
     def _buildah(self, sub: str, args: Argv) -> str:
         if sub == "inspect":
             ref = args[-1]
-            if ref not in self.images:
+            known_ids = {*self.images.values(), *self.unnamed}
+            if ref not in self.images and ref not in known_ids:
                 raise ToolError(
                     f"command failed (exit 125): buildah inspect {ref}\nimage not known"
                 )
-            labels = self.image_labels.get(self.images[ref], {})
+            image_id = self.images.get(ref, ref)
+            labels = self.image_labels.get(image_id, {})
             config = {"config": {"Labels": labels}, "created": "1970-01-01T00:00:00Z"}
-            return json.dumps({"FromImageID": self.images[ref], "OCIv1": config})
+            return json.dumps({"FromImageID": image_id, "OCIv1": config})
         if sub == "from":
             name = args[args.index("--name") + 1]
             self.live_containers.add(name)

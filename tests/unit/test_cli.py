@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +24,13 @@ def invoke(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# The table of bad inputs runs in-process: tests/unit/test_bad_input.py. These go through the
+# real `python -m invoke` entry point (tasks.py found and loaded from the project directory).
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (("show", "--target", "nope"), "ERROR unknown target 'nope' (known targets in"),
-        (("show", "--target", "offline", "--config", "x.toml"), "ERROR give either --target"),
-        (("build-runtime", "--config", "/nonexistent.toml"), "no such config file"),
         (("build-runtime", "--base-image", "Not An Image"), "ERROR --base-image: 'Not An Image'"),
-        (("build-runtime", "--rock-source", "/nonexistent-rock"), "is not a directory"),
     ],
 )
 def test_bad_input_is_one_error_line(args: tuple[str, ...], expected: str) -> None:
@@ -62,3 +62,44 @@ def test_missing_subordinate_ids_say_what_to_add(tmp_path: Path) -> None:
         check_subids("ci", 1001, [subuid, subgid])
     subuid.write_text("1001:100000:65536\n")
     check_subids("ci", 1001, [subuid, subgid])
+
+
+def test_a_uid_without_a_name_is_told_which_lines_to_add(tmp_path: Path) -> None:
+    empty = tmp_path / "subuid"
+    empty.write_text("")
+    with pytest.raises(ToolError, match=r"add the line '4242:100000:65536' to /etc/subuid and"):
+        check_subids("4242", 4242, [empty, empty])
+
+
+def test_the_re_exec_runs_the_same_command_in_buildah_unshare_with_a_tmpdir_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qjson_tasks import rootless
+
+    subids = tmp_path / "subids"
+    subids.write_text("ci:100000:65536\n")
+    monkeypatch.setattr(rootless, "SUBID_FILES", (subids, subids))
+    monkeypatch.setattr(rootless, "require", lambda name: None)
+    monkeypatch.setattr(rootless.os, "geteuid", lambda: 1001)
+    monkeypatch.setattr(rootless.pwd, "getpwuid", lambda uid: type("pw", (), {"pw_name": "ci"}))
+    monkeypatch.setattr(rootless, "user_tmpdir", lambda uid: tmp_path / f"tmp-{uid}")
+    made: list[Path] = []  # private_dir itself is tested in test_locks.py
+    monkeypatch.setattr(rootless, "private_dir", lambda path: made.append(path) or path)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/invoke", "build-runtime", "--tag", "x"])
+    execs: list[tuple[str, list[str], str]] = []
+    monkeypatch.setattr(
+        rootless.os, "execvp", lambda f, argv: execs.append((f, argv, os.environ["TMPDIR"]))
+    )
+
+    rootless.reexec_in_user_namespace()
+
+    assert execs == [
+        (
+            "buildah",
+            ["buildah", "unshare", "--", sys.executable, "/venv/bin/invoke", "build-runtime",
+             "--tag", "x"],
+            str(tmp_path / "tmp-1001"),
+        )
+    ]  # fmt: skip
+    assert made == [tmp_path / "tmp-1001"]
