@@ -198,7 +198,5 @@ def pin(c, target=None, config=None):
 def bench(c, target=None, repeat=3, out="bench"):
     """Time cold/warm/rock-change builds against `buildah build --layers`; write the results."""
     resolved = usecases.resolve_target(target)
-    results = usecases.run_benchmark(
-        resolved, usecases.make_tools(resolved), int(repeat), Path(out)
-    )
-    print(usecases.bench_summary(results))
+    tools = usecases.make_tools(resolved)
+    print(usecases.run_benchmark(resolved, tools, int(repeat), Path(out)), end="")

@@ -11,6 +11,7 @@ from qjson_tasks.errors import ConfigError
 from qjson_tasks.plan import (
     SOURCE_DIR,
     builder_setup_commands,
+    is_secret_name,
     rock_install_command,
     static_labels,
 )
@@ -72,7 +73,14 @@ def render(target: Target, context: Path) -> str:
                 f" '{context}'; a Containerfile can only COPY from inside it"
             ) from None
         lines += [f"COPY {relative.as_posix()}/ {SOURCE_DIR}/", f"WORKDIR {SOURCE_DIR}"]
-    lines.append(_run_line(rock_install_command(config, local), dict(config.builder.env)))
+    env = dict(config.builder.env)
+    secrets = sorted(name for name in env if is_secret_name(name))
+    if secrets:
+        # Never written into this file: give them at build time, e.g. --build-arg NAME.
+        # An ARG is visible to RUN like an env variable and stays in the builder stage.
+        lines += [f"ARG {name}" for name in secrets]
+    plain = {name: value for name, value in env.items() if name not in secrets}
+    lines.append(_run_line(rock_install_command(config, local), plain))
     lines += [
         "",
         f"FROM {config.runtime.base_image}",

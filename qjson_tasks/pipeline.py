@@ -41,6 +41,8 @@ BUILD_USER = "0:0"
 VERSION_LABEL = f"{LABEL_PREFIX}.rock.version"
 TREE_FILES_LABEL = f"{LABEL_PREFIX}.tree.files"
 TREE_BYTES_LABEL = f"{LABEL_PREFIX}.tree.bytes"
+# What the rock-tree unit knows about its tree, passed on to the runtime image's labels.
+TREE_LABELS = (VERSION_LABEL, TREE_FILES_LABEL, TREE_BYTES_LABEL)
 
 
 class VerifyOutcome(Protocol):
@@ -75,7 +77,28 @@ def step(name: str, log: Log, keep: bool) -> Iterator[None]:
         raise StepError(name, exc, "" if keep else KEEP_HINT) from exc
 
 
-def image_facts(buildah: Buildah, ref: str) -> ImageFacts | None:
+ImageIndex = dict[str, ImageFacts]
+
+
+def image_index(buildah: Buildah) -> ImageIndex:
+    """Every local image name with its facts, from one `buildah images` listing."""
+    return {
+        name: ImageFacts(name, str(image.get("id", "")).removeprefix("sha256:"), _created(image))
+        for image in buildah.images()
+        for name in image.get("names") or ()
+    }
+
+
+def _created(image: dict[str, object]) -> int:
+    created = image.get("created")
+    return max(created, 0) if isinstance(created, int) else 0
+
+
+def image_facts(buildah: Buildah, ref: str, index: ImageIndex | None = None) -> ImageFacts | None:
+    """A local image's facts: from the listing when ref is a listed name, else inspected
+    (digest references, short names)."""
+    if index is not None and ref in index:
+        return replace(index[ref], ref=ref)
     info = buildah.inspect_image(ref)
     if info is None:
         return None
@@ -88,10 +111,10 @@ def image_facts(buildah: Buildah, ref: str) -> ImageFacts | None:
 
 
 def ensure_image(
-    buildah: Buildah, runner: Runner, target: Target, ref: str, log: Log
+    buildah: Buildah, runner: Runner, target: Target, ref: str, log: Log, index: ImageIndex
 ) -> ImageFacts:
     """A local image's facts, making it from Debian packages or pulling it if missing."""
-    facts = image_facts(buildah, ref)
+    facts = image_facts(buildah, ref, index)
     if facts:
         return facts
     bootstrap = target.config.runtime.bootstrap
@@ -229,7 +252,7 @@ def build_rock_tree(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> 
 
 def build_runtime(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> str:
     """The runtime base plus the rock tree under the prefix, committed unnamed."""
-    version = image_labels(buildah, plan.rock_tree.image).get(VERSION_LABEL, "")
+    tree = image_labels(buildah, plan.rock_tree.image)
     with ExitStack() as scope:
         with step("runtime container", log, keep):
             runtime = scope.enter_context(
@@ -243,7 +266,7 @@ def build_runtime(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> st
             labels = {
                 **plan.labels,
                 **plan.unit_labels(),
-                VERSION_LABEL: version,
+                **{key: tree.get(key, "") for key in TREE_LABELS},
             }
             buildah.config(runtime, labels=labels)
         with step("commit", log, keep):
@@ -268,22 +291,29 @@ def build(
     inputs = plan_inputs(target, None, None, verify_digest)
     for warning in warnings:
         log(warning)
+    index = image_index(buildah)
     with step("base image", log, keep):
-        base = ensure_image(buildah, runner, target, config.runtime.base_image, log)
+        base = ensure_image(buildah, runner, target, config.runtime.base_image, log, index)
     with step("builder image", log, keep):
-        builder = ensure_image(buildah, runner, target, config.builder.image, log)
+        builder = ensure_image(buildah, runner, target, config.builder.image, log, index)
     plan = make_plan(target, replace(inputs, base=base, builder=builder), run_id=run_id)
     log("    units: " + ", ".join(unit.name for unit in plan.units))
 
-    def present(unit: Unit) -> bool:
-        if not rebuild and buildah.image_id(unit.image):
+    def present(unit: Unit) -> str | None:
+        """The unit image's ID when it exists; asked again (under the lock) when the listing
+        taken at the start lacks it, since another run may have built it meanwhile."""
+        if rebuild:
+            return None
+        found = image_facts(buildah, unit.image, index)
+        if found:
             log(f"    {unit.name}: up to date")
-            return True
-        return False
+        return found.image_id if found else None
 
     built: list[str] = []
+    outcome = None
     with locks.hold(plan.output_ref, log):
-        if not present(plan.runtime):
+        image_id = present(plan.runtime)
+        if image_id is None:
             with locks.hold(plan.rock_tree.image, log):
                 if not present(plan.rock_tree):
                     with locks.hold(plan.builder.image, log):
@@ -296,18 +326,16 @@ def build(
             image_id = build_runtime(plan, buildah, log, keep)
             built.append(plan.runtime.kind)
             outcome = finish(plan, buildah, image_id, verifier, log, keep)
-        else:
-            image_id = buildah.image_id(plan.runtime.image) or ""
-            outcome = None
+        elif index.get(plan.output_ref, ImageFacts("", "")).image_id != image_id:
             with step("tag", log, keep):
                 retag(plan, buildah, image_id, (), log)
-    tree = image_labels(buildah, plan.rock_tree.image)
+    labels = image_labels(buildah, image_id)
     return BuildResult(
         image_ref=plan.output_ref,
         image_id=image_id,
-        rock_version=tree.get(VERSION_LABEL, ""),
-        files_added=_as_int(tree.get(TREE_FILES_LABEL)),
-        bytes_added=_as_int(tree.get(TREE_BYTES_LABEL)),
+        rock_version=labels.get(VERSION_LABEL, ""),
+        files_added=_as_int(labels.get(TREE_FILES_LABEL)),
+        bytes_added=_as_int(labels.get(TREE_BYTES_LABEL)),
         units={unit.kind: unit.name for unit in plan.units},
         built=tuple(built),
         verification=outcome,

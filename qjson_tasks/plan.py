@@ -21,6 +21,9 @@ UNIT_REPOSITORY = "localhost/qjson-tasks/unit"
 SOURCE_DIR = "/qjson-src"
 LABEL_PREFIX = "org.qjson-tasks"
 CACHE_PREFIX = "qjson-tasks-"
+# Part of every unit's hash: bump it when the way a unit is made changes (its recipe), so
+# images made by an older qjson-tasks are not taken for current ones.
+RECIPE_VERSION = 2
 # Builder environment values whose names look like credentials are hashed, never printed.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
 
@@ -65,6 +68,7 @@ class Unit:
 
     def __post_init__(self) -> None:
         content = {
+            "recipe": RECIPE_VERSION,
             "kind": self.kind,
             "inputs": self.inputs,
             "depends": {dep.kind: dep.hash for dep in self.depends},
@@ -155,11 +159,15 @@ def unit_hash(inputs: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
 def shown_env(env: Mapping[str, str]) -> dict[str, str]:
     """The environment as printed: credential-like values replaced by a hash of them."""
     return {
         key: f"<hidden sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]}>"
-        if _SECRET_NAME.search(key)
+        if is_secret_name(key)
         else value
         for key, value in env.items()
     }

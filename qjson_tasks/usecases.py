@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tomli_w
 
-from qjson_tasks import bench, pinning
+from qjson_tasks import locks, pinning, rootless
 from qjson_tasks.baseimage import build_base_image
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import (
@@ -34,10 +34,11 @@ from qjson_tasks.pipeline import (
     BuildResult,
     build,
     image_facts,
+    image_index,
     image_labels,
     plan_inputs,
 )
-from qjson_tasks.plan import CACHE_PREFIX, UNIT_REPOSITORY, BuildPlan, make_plan
+from qjson_tasks.plan import CACHE_PREFIX, UNIT_REPOSITORY, BuildPlan, make_plan, shown_env
 from qjson_tasks.runner import Runner, ShRunner, require
 from qjson_tasks.verify import VerifyReport, smoke_script_for, verify_image
 
@@ -99,6 +100,7 @@ def describe_targets(config_dir: Path = CONFIG_DIR) -> list[str]:
 
 def show_target(target: Target) -> str:
     data = target.config.model_dump(mode="json", exclude_none=True)
+    data["builder"]["env"] = shown_env(data["builder"].get("env", {}))
     header = f"# target {target.name} from {target.path}\n"
     return header + tomli_w.dumps(data)
 
@@ -163,8 +165,9 @@ def run_build(
 def current_plan(target: Target, tools: Tools) -> BuildPlan:
     """The plan from what is local now; nothing is made, pulled or run."""
     config = target.config
-    base = image_facts(tools.buildah, config.runtime.base_image)
-    builder = image_facts(tools.buildah, config.builder.image)
+    index = image_index(tools.buildah)
+    base = image_facts(tools.buildah, config.runtime.base_image, index)
+    builder = image_facts(tools.buildah, config.builder.image, index)
     inputs = plan_inputs(target, base, builder, verify_digest(target))
     return make_plan(target, inputs, run_id="plan")
 
@@ -201,9 +204,14 @@ def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -
 
 
 def cargo_caches() -> list[Path]:
-    """buildah's cache mounts of ours (cargo target directories), root's and rootless ones."""
-    tmp = Path(os.environ.get("TMPDIR") or "/var/tmp")
-    return sorted(tmp.glob(f"buildah-cache*/{CACHE_PREFIX}*"))
+    """buildah's cache mounts of ours (cargo target directories): under $TMPDIR, /var/tmp and
+    the TMPDIR a rootless run gets inside `buildah unshare`."""
+    places = {
+        Path(os.environ.get("TMPDIR") or "/var/tmp"),
+        Path("/var/tmp"),
+        rootless.user_tmpdir(locks.real_uid()),
+    }
+    return sorted({c for tmp in places for c in tmp.glob(f"buildah-cache*/{CACHE_PREFIX}*")})
 
 
 def format_build_result(result: BuildResult) -> str:
@@ -241,6 +249,8 @@ def render_containerfile(target: Target) -> str:
 def run_benchmark(target: Target, tools: Tools, repeat: int, out_dir: Path) -> str:
     """Time qjson-tasks against `buildah build --layers`; write JSON and Markdown results
     (and the README's bench section); returns the Markdown."""
+    from qjson_tasks import bench  # only here: keeps every other task's start quick
+
     if repeat < 1:
         raise ConfigError(f"--repeat: {repeat} must be at least 1")
     buildah = tools.buildah

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from qjson_tasks import elf_check, rock_manifest
+from qjson_tasks import rock_manifest
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target
 from qjson_tasks.errors import ToolError, VerificationError
@@ -161,6 +161,9 @@ def check_artifacts(
 
 
 def check_native_libraries(root: Path, rocks: Sequence[Any]) -> CheckResult:
+    # pyelftools loads slowly; only this check needs it.
+    from qjson_tasks import elf_check
+
     libraries = [
         f.tree_path for rock in rocks for f in rock.files if f.tree_path.name.endswith(".so")
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qjson_tasks import usecases
-from qjson_tasks.config import list_targets
+from qjson_tasks.config import Target, list_targets
 from qjson_tasks.containerfile import render
 from qjson_tasks.errors import ConfigError
 
@@ -45,3 +45,27 @@ def test_a_rock_outside_the_build_context_is_an_error(tmp_path: Path) -> None:
     target = usecases.resolve_target("offline")
     with pytest.raises(ConfigError, match="outside the build context"):
         render(target, tmp_path)
+
+
+def with_builder_env(env: dict[str, str]) -> Target:
+    target = usecases.resolve_target("offline")
+    config = target.config
+    builder = config.builder.model_copy(update={"env": env})
+    return Target(target.name, target.path, config.model_copy(update={"builder": builder}))
+
+
+SECRET = "s3cr3t-value-never-written"
+
+
+def test_credentials_in_builder_env_never_reach_the_containerfile() -> None:
+    target = with_builder_env({"ROCKS_TOKEN": SECRET, "CARGO_PROFILE_RELEASE_STRIP": "symbols"})
+    text = render(target, usecases.PROJECT_DIR)
+    assert SECRET not in text
+    assert "ARG ROCKS_TOKEN\n" in text
+    assert "CARGO_PROFILE_RELEASE_STRIP=symbols luarocks" in text
+
+
+def test_show_hides_credentials_in_builder_env() -> None:
+    text = usecases.show_target(with_builder_env({"ROCKS_TOKEN": SECRET, "RUSTFLAGS": "-O"}))
+    assert SECRET not in text
+    assert "ROCKS_TOKEN" in text and 'RUSTFLAGS = "-O"' in text
