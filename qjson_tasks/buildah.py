@@ -17,6 +17,12 @@ from typing import Any
 from qjson_tasks.errors import ToolError, ToolMissingError
 from qjson_tasks.runner import Runner
 
+# buildah 1.28's chroot isolation copies itself into a sealed memfd before it starts the
+# command; with several runs at once the seal sometimes fails with EBUSY. Nothing has run in
+# the container then, so running it again is safe.
+CHROOT_SETUP_RACE = "sealing memfd copy: Device or resource busy"
+RUN_ATTEMPTS = 3
+
 
 def _warn(message: str) -> None:
     print(f"WARNING {message}", file=sys.stderr)
@@ -106,7 +112,15 @@ class Buildah:
             args += ["--workingdir", workdir]
         if user:
             args += ["--user", user]
-        return self._run(*args, container, "--", *argv, stream=stream)
+        command = (*args, container, "--", *argv)
+        for attempt in range(2, RUN_ATTEMPTS + 1):
+            try:
+                return self._run(*command, stream=stream)
+            except ToolError as exc:
+                if CHROOT_SETUP_RACE not in str(exc):
+                    raise
+                _warn(f"buildah run failed before the command started; trying again ({attempt})")
+        return self._run(*command, stream=stream)
 
     def copy(
         self,

@@ -85,7 +85,7 @@ def test_the_re_exec_runs_the_same_command_in_buildah_unshare_with_a_tmpdir_of_i
     monkeypatch.setattr(rootless, "user_tmpdir", lambda uid: tmp_path / f"tmp-{uid}")
     made: list[Path] = []  # private_dir itself is tested in test_locks.py
     monkeypatch.setattr(rootless, "private_dir", lambda path: made.append(path) or path)
-    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setenv("TMPDIR", "")  # unset for the code; monkeypatch restores the real one
     monkeypatch.setattr(sys, "argv", ["/venv/bin/invoke", "build-runtime", "--tag", "x"])
     execs: list[tuple[str, list[str], str]] = []
     monkeypatch.setattr(
