@@ -21,6 +21,9 @@ from qjson_tasks.errors import QjsonTasksError
 
 TARGET_HELP = f"target name: a file config/NAME.toml (default: {usecases.DEFAULT_TARGET})"
 CONFIG_HELP = "path of a target config file, instead of --target"
+INTERRUPTED = (
+    "ERROR interrupted; working containers were removed unless --keep-on-failure was given"
+)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -44,7 +47,7 @@ def cli(needs_mount: bool = False) -> Callable[[Callable[..., Any]], Callable[..
             except QjsonTasksError as exc:
                 raise Exit(f"ERROR {exc}", code=1) from None
             except KeyboardInterrupt:
-                raise Exit("ERROR interrupted; working containers were removed", code=130) from None
+                raise Exit(INTERRUPTED, code=130) from None
 
         return wrapper
 

@@ -156,6 +156,7 @@ class BenchRun:
     log: Log
     samples: dict[str, Samples] = field(default_factory=dict)
     cold_image_ids: list[str] = field(default_factory=list)
+    changed_units: list[str] = field(default_factory=list)  # of rocks only the bench had
 
     def record(self, name: str, seconds: float) -> None:
         self.samples.setdefault(name, Samples()).seconds.append(seconds)
@@ -180,6 +181,8 @@ class BenchRun:
         )
         setup.rock_lib.write_text(original + CHANGE_LINE.format(n=n), encoding="utf-8")
         self.record("rock change qjson-tasks", timed(build, self.project_dir))
+        changed = self.current_plan(load_target(setup.config_path))
+        self.changed_units += [changed.rock_tree.image, changed.runtime.image]
         self.record(
             "rock change buildah build",
             timed(buildah_build(setup, setup.buildah_tag), setup.workdir),
@@ -269,8 +272,12 @@ def update_readme(readme: Path, table: str) -> bool:
     return True
 
 
-def remove_bench_images(buildah: Buildah, before: set[str]) -> None:
-    """The bench's tags, and the unnamed layer images its `buildah build` runs left."""
+def remove_bench_images(buildah: Buildah, before: set[str], units: Sequence[str]) -> None:
+    """The bench's tags, the units of its changed rocks, and the unnamed layer images its
+    `buildah build` runs left (so don't run it next to other builds)."""
+    for unit in units:
+        if buildah.image_id(unit):
+            buildah.rmi_quietly(unit)
     for name in list(buildah.all_names()):
         if name.startswith(f"{BENCH_REPOSITORY}/"):
             buildah.rmi_quietly(name)

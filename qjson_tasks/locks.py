@@ -37,10 +37,8 @@ def real_uid() -> int:
 
 
 def lock_dir() -> Path:
-    """$XDG_RUNTIME_DIR/qjson-tasks-locks when set, else /var/tmp/qjson-tasks-locks-<uid>."""
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime_dir and Path(runtime_dir).is_absolute() and Path(runtime_dir).is_dir():
-        return Path(runtime_dir) / "qjson-tasks-locks"
+    """/var/tmp/qjson-tasks-locks-<uid>: one fixed place per user, so two jobs of that user
+    always meet there, whatever their environment (XDG_RUNTIME_DIR and the like) says."""
     return Path("/var/tmp") / f"qjson-tasks-locks-{real_uid()}"
 
 

@@ -117,14 +117,18 @@ def ensure_image(
     facts = image_facts(buildah, ref, index)
     if facts:
         return facts
-    bootstrap = target.config.runtime.bootstrap
-    if bootstrap is not None and ref == target.config.runtime.base_image:
-        log(f"    {ref} is missing: making it from Debian packages (debootstrap)")
-        build_base_image(buildah, runner, bootstrap, ref, str(target.path))
-    else:
-        log(f"    {ref} is missing: pulling it")
-        buildah.pull(ref)
-    facts = image_facts(buildah, ref)
+    with locks.hold(ref, log):
+        facts = image_facts(buildah, ref)  # another run may have made it while we waited
+        if facts:
+            return facts
+        bootstrap = target.config.runtime.bootstrap
+        if bootstrap is not None and ref == target.config.runtime.base_image:
+            log(f"    {ref} is missing: making it from Debian packages (debootstrap)")
+            build_base_image(buildah, runner, bootstrap, ref, str(target.path))
+        else:
+            log(f"    {ref} is missing: pulling it")
+            buildah.pull(ref)
+        facts = image_facts(buildah, ref)
     if facts is None:
         raise ToolError(f"{ref} is still not a local image after making or pulling it")
     return facts
@@ -139,11 +143,19 @@ def plan_inputs(
     return PlanInputs(base, builder, local, digest, verify_digest)
 
 
+def commit_unit(buildah: Buildah, container: str, unit: Unit, timestamp: int | None) -> None:
+    """Commit a unit image; one it replaces (--rebuild) is removed once nothing names it."""
+    replaced = buildah.image_id(unit.image)
+    image_id = buildah.commit(container, unit.image, timestamp=timestamp)
+    if replaced and replaced != image_id:
+        discard_if_unnamed(buildah, replaced)
+
+
 def prepare_builder(plan: BuildPlan, buildah: Buildah) -> None:
-    with buildah.container(plan.builder_image, plan.container_name("setup")) as ctr:
+    with buildah.container(plan.builder_id, plan.container_name("setup")) as ctr:
         for argv in plan.builder_setup:
             buildah.run(ctr, argv, env=plan.setup_env, user=BUILD_USER)
-        buildah.commit(ctr, plan.builder.image)
+        commit_unit(buildah, ctr, plan.builder, None)
 
 
 def tree_stats(tree: Path) -> tuple[int, int]:
@@ -188,6 +200,7 @@ def _copy_local_rock(plan: BuildPlan, buildah: Buildah, container: str) -> None:
             staged,
             ignore=lambda _dir, names: [n for n in names if ignored(n)],
             copy_function=shutil.copy,
+            symlinks=True,  # as the source digest sees them
         )
         buildah.copy(container, str(staged), SOURCE_DIR)
 
@@ -247,16 +260,17 @@ def build_rock_tree(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> 
                     TREE_BYTES_LABEL: str(size),
                 },
             )
-            buildah.commit(holder, plan.rock_tree.image, timestamp=0)
+            commit_unit(buildah, holder, plan.rock_tree, 0)
 
 
 def build_runtime(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> str:
-    """The runtime base plus the rock tree under the prefix, committed unnamed."""
+    """The runtime base plus the rock tree under the prefix, committed under the run's
+    temporary name only."""
     tree = image_labels(buildah, plan.rock_tree.image)
     with ExitStack() as scope:
         with step("runtime container", log, keep):
             runtime = scope.enter_context(
-                buildah.container(plan.base_image, plan.container_name("runtime"))
+                buildah.container(plan.base_id, plan.container_name("runtime"))
             )
         with step("copy tree", log, keep):
             buildah.copy(
@@ -270,7 +284,7 @@ def build_runtime(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> st
             }
             buildah.config(runtime, labels=labels)
         with step("commit", log, keep):
-            return buildah.commit(runtime, timestamp=plan.timestamp)
+            return buildah.commit(runtime, plan.temporary_ref, timestamp=plan.timestamp)
 
 
 def build(
@@ -302,7 +316,7 @@ def build(
     def present(unit: Unit) -> str | None:
         """The unit image's ID when it exists; asked again (under the lock) when the listing
         taken at the start lacks it, since another run may have built it meanwhile."""
-        if rebuild:
+        if rebuild or (unit.kind != "builder" and not plan.cacheable):
             return None
         found = image_facts(buildah, unit.image, index)
         if found:
@@ -323,9 +337,15 @@ def build(
                             built.append(plan.builder.kind)
                     build_rock_tree(plan, buildah, log, keep)
                     built.append(plan.rock_tree.kind)
-            image_id = build_runtime(plan, buildah, log, keep)
-            built.append(plan.runtime.kind)
-            outcome = finish(plan, buildah, image_id, verifier, log, keep)
+            try:
+                image_id = build_runtime(plan, buildah, log, keep)
+                built.append(plan.runtime.kind)
+                outcome = finish(plan, buildah, image_id, verifier, log, keep)
+            finally:
+                # Also after Ctrl-C between the commit and the tag: untag the temporary name,
+                # which deletes the image when verification or tagging never named it.
+                if buildah.image_id(plan.temporary_ref):
+                    buildah.rmi_quietly(plan.temporary_ref)
         elif index.get(plan.output_ref, ImageFacts("", "")).image_id != image_id:
             with step("tag", log, keep):
                 retag(plan, buildah, image_id, (), log)
@@ -362,22 +382,18 @@ def finish(
     log: Log,
     keep: bool,
 ) -> VerifyOutcome | None:
-    """Verify the new image, then tag it; on any failure the unnamed image is removed."""
+    """Verify the new image, then tag it (the caller removes its temporary name)."""
     outcome = None
-    try:
-        if verifier is not None:
-            with step("verify", log, keep):
-                outcome = verifier(image_id)
-                if not outcome.passed:
-                    raise VerificationError(
-                        f"the new image failed verification; {plan.output_ref} was left as it"
-                        f" was\n{outcome.summary()}"
-                    )
-        # Only a verified image becomes the runtime unit; unverified, it gets the output tag.
-        unit_tag = (plan.runtime.image,) if verifier is not None else ()
-        with step("tag", log, keep):
-            retag(plan, buildah, image_id, unit_tag, log)
-    except BaseException:
-        discard_if_unnamed(buildah, image_id)
-        raise
+    if verifier is not None:
+        with step("verify", log, keep):
+            outcome = verifier(image_id)
+            if not outcome.passed:
+                raise VerificationError(
+                    f"the new image failed verification; {plan.output_ref} was left as it"
+                    f" was\n{outcome.summary()}"
+                )
+    # Only a verified image becomes the runtime unit; unverified, it gets the output tag.
+    unit_tag = (plan.runtime.image,) if verifier is not None else ()
+    with step("tag", log, keep):
+        retag(plan, buildah, image_id, unit_tag, log)
     return outcome

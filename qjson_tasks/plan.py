@@ -27,6 +27,8 @@ RECIPE_VERSION = 2
 # Builder environment values whose names look like credentials are hashed, never printed.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
 
+SECRET_MARK = "<hidden>"
+
 Argv = tuple[str, ...]
 
 
@@ -90,6 +92,8 @@ class BuildPlan:
     run_id: str
     base_image: str
     builder_image: str
+    base_id: str
+    builder_id: str
     builder: Unit
     rock_tree: Unit
     runtime: Unit
@@ -108,6 +112,7 @@ class BuildPlan:
     output_ref: str
     timestamp: int
     resolved: bool
+    cacheable: bool
     labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -115,23 +120,31 @@ class BuildPlan:
         return (self.builder, self.rock_tree, self.runtime)
 
     def unit_labels(self) -> dict[str, str]:
-        return {f"{LABEL_PREFIX}.unit.{unit.kind}": unit.hash for unit in self.units}
+        """The hashes of the units the runtime image is made from. Not its own: that also
+        covers how it is verified, which must not change the image."""
+        return {f"{LABEL_PREFIX}.unit.{unit.kind}": unit.hash for unit in self.units[:2]}
+
+    def _reused(self, unit: Unit) -> bool:
+        return self.cacheable or unit.kind == "builder"
 
     def document(self, present: set[str]) -> dict[str, object]:
         """The plan as data for `invoke plan` (TOML), like Miq's intermediate form."""
         units = {}
         for unit in self.units:
             inputs = dict(unit.inputs)
-            if isinstance(inputs.get("env"), Mapping):
-                inputs["env"] = shown_env(inputs["env"])  # type: ignore[arg-type]
             units[unit.kind] = {
                 "name": unit.name,
                 "image": unit.image,
-                "status": "built" if unit.image in present else "to build",
+                "status": "built" if unit.image in present and self._reused(unit) else "to build",
                 "depends": [dep.name for dep in unit.depends],
                 "inputs": _without_none(inputs),
             }
         document: dict[str, object] = {"target": self.target, "output": self.output_ref}
+        if not self.cacheable:
+            document["note"] = (
+                f"rock.version '{self.rock_requirement}' is a range resolved by the server at"
+                " build time, so the rock tree and runtime are built every time"
+            )
         if not self.resolved:
             document["note"] = (
                 "the base or builder image is not present locally, so the hashes are"
@@ -142,6 +155,11 @@ class BuildPlan:
 
     def container_name(self, role: str) -> str:
         return f"qjt-{self.target}-{role}-{self.run_id}"
+
+    @property
+    def temporary_ref(self) -> str:
+        """The runtime image's name until it is verified and tagged (removed afterwards)."""
+        return f"{UNIT_REPOSITORY}/unverified:{self.target}-{self.run_id}"
 
 
 def _without_none(value: object) -> object:
@@ -164,13 +182,10 @@ def is_secret_name(name: str) -> bool:
 
 
 def shown_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The environment as printed: credential-like values replaced by a hash of them."""
-    return {
-        key: f"<hidden sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]}>"
-        if is_secret_name(key)
-        else value
-        for key, value in env.items()
-    }
+    """The environment with credential-like values replaced by a marker. Used for printing
+    and for hashing: a token reaches a server, not the built files, and a hash of it (a
+    label, a printed plan) would let a weak one be guessed offline."""
+    return {key: SECRET_MARK if is_secret_name(key) else value for key, value in env.items()}
 
 
 def builder_setup_commands(config: TargetConfig) -> tuple[Argv, ...]:
@@ -252,7 +267,7 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
             "rockspec": local.rockspec if local else None,
             "source_digest": inputs.source_digest if local else None,
             "install": shlex.join(install),
-            "env": dict(config.builder.env),
+            "env": shown_env(config.builder.env),
             "tree": config.staging.tree,
         },
         (builder,),
@@ -282,6 +297,10 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
         run_id=run_id,
         base_image=config.runtime.base_image,
         builder_image=config.builder.image,
+        # Containers start from the IDs the hashes were computed from, not from names that
+        # could have moved since.
+        base_id=inputs.base.image_id if inputs.base else config.runtime.base_image,
+        builder_id=inputs.builder.image_id if inputs.builder else config.builder.image,
         builder=builder,
         rock_tree=rock_tree,
         runtime=runtime,
@@ -300,5 +319,8 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
         output_ref=config.output.reference,
         timestamp=timestamp,
         resolved=inputs.base is not None and inputs.builder is not None,
+        # A range from a server resolves to whatever is newest when it runs: not an input
+        # the hash can see, so such a rock tree (and its runtime) is built every time.
+        cacheable=local is not None or config.rock.requirement.exact is not None,
         labels=labels,
     )

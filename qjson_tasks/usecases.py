@@ -194,8 +194,10 @@ def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -
     removed = []
     for name in sorted(tools.buildah.all_names()):
         if name.startswith(f"{UNIT_REPOSITORY}/") and name not in keep:
-            tools.buildah.rmi(name)
-            removed.append(name)
+            # The lock a build holds while it makes or uses this unit.
+            with locks.hold(name, log):
+                if tools.buildah.rmi_quietly(name):
+                    removed.append(name)
     if everything:
         for cache in cargo_caches():
             shutil.rmtree(cache, ignore_errors=True)
@@ -292,7 +294,7 @@ def run_benchmark(target: Target, tools: Tools, repeat: int, out_dir: Path) -> s
                 ),
             }
         finally:
-            bench.remove_bench_images(buildah, before)
+            bench.remove_bench_images(buildah, before, run.changed_units)
     results: dict[str, object] = {
         "target": target.name,
         "repeat": repeat,

@@ -88,7 +88,7 @@ class FakeRunner:
             names = [a for a in args if not a.startswith("-") and "/" in a]
             self.image_labels[image_id] = self.container_labels.get(args[-1 - bool(names)], {})
             if names:
-                self.images[names[-1]] = image_id
+                self._name(names[-1], image_id)
             else:
                 self.unnamed.append(image_id)
             return image_id + "\n"
@@ -112,13 +112,24 @@ class FakeRunner:
             return ""
         if sub == "tag":
             for ref in args[1:]:
-                self.images[ref] = args[0]
+                self._name(ref, args[0])
             return ""
         if sub == "rmi":
-            self.unnamed = [i for i in self.unnamed if i != args[-1]]
-            self.images.pop(args[-1], None)
+            # By name: untag, and the image goes with its last name. By ID: delete it.
+            target = args[-1]
+            self.images.pop(target, None)
+            self.unnamed = [i for i in self.unnamed if i != target]
+            for ref in [r for r, v in self.images.items() if v == target]:
+                del self.images[ref]
             return ""
         return ""
+
+    def _name(self, ref: str, image_id: str) -> None:
+        """Point ref at image_id; an image left without names stays, unnamed, as in buildah."""
+        previous = self.images.get(ref)
+        self.images[ref] = image_id
+        if previous and previous != image_id and previous not in self.images.values():
+            self.unnamed.append(previous)
 
     def subcommands(self) -> list[str]:
         return [c[1] for c in self.calls if c[0] == "buildah"]

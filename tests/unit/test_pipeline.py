@@ -72,8 +72,9 @@ def test_a_good_build_runs_the_steps_in_order(target: Target, mount_root: Path) 
         "from", "copy", "config", "commit",  # rock-tree unit: a scratch image with the tree
         "rm", "umount", "rm",
         "from", "copy", "config", "commit", "rm",  # runtime: base + tree from the unit
-        "tag",
+        "tag", "rmi",  # output and unit tags on; the temporary name off
     ]  # fmt: skip
+    assert not any("/unverified:" in name for name in runner.images)
     assert runner.left_behind() == (set(), set())
 
 
@@ -95,7 +96,9 @@ def test_the_runtime_commit_is_reproducible(target: Target, mount_root: Path) ->
     # The base image's creation time (0 here), never the clock; no per-host identity label.
     assert runtime_commit[2:6] == ["--quiet", "--identity-label=false", "--timestamp", "0"]
     labels = runner.image_labels[runner.images[OUTPUT]]
-    assert labels["org.qjson-tasks.unit.runtime"] in " ".join(runner.images)
+    assert labels["org.qjson-tasks.unit.rock-tree"] in " ".join(runner.images)
+    # Nothing of the run, and not the runtime's own hash (it covers verification inputs).
+    assert "org.qjson-tasks.unit.runtime" not in labels
     assert not any("r1" in value for value in labels.values())
 
 
@@ -125,6 +128,8 @@ def test_rebuild_builds_every_unit_again(target: Target, mount_root: Path) -> No
         rebuild=True,
     )
     assert again.built == ("builder", "rock-tree", "runtime")
+    # The images the rebuilt units replaced are gone, not left behind unnamed.
+    assert runner.unnamed == []
 
 
 def test_a_changed_smoke_script_reverifies_without_rebuilding_the_rock(

@@ -181,15 +181,26 @@ def test_the_plan_document_is_toml_with_units_inputs_and_dependencies() -> None:
     assert "note" not in document
 
 
-def test_the_plan_document_hides_credentials_but_they_still_count() -> None:
+def test_credentials_are_neither_printed_nor_hashed() -> None:
     secret = "s3cr3t-value"
     target = with_config(offline(), "builder", env={"ROCKS_TOKEN": secret, "RUSTFLAGS": "-O"})
     plan = plan_for(target)
     text = tomli_w.dumps(plan.document(set()))
     assert secret not in text
-    assert "RUSTFLAGS" in text and "ROCKS_TOKEN" in text
+    assert "RUSTFLAGS" in text and 'ROCKS_TOKEN = "<hidden>"' in text
+    # A token reaches a server, not the built files: rotating it rebuilds nothing, and no
+    # hash in a label or a printed plan lets a weak one be guessed offline.
     other = plan_for(with_config(offline(), "builder", env={"ROCKS_TOKEN": "x", "RUSTFLAGS": "-O"}))
-    assert hashes(other)["rock-tree"] != hashes(plan)["rock-tree"]
+    assert hashes(other) == hashes(plan)
+
+
+def test_a_range_from_a_server_is_not_cached() -> None:
+    target = with_config(offline(), "rock", source="default", version=">=0.1")
+    plan = plan_for(target, local_rock=None, source_digest="")
+    assert not plan.cacheable
+    assert "built every time" in str(plan.document(set())["note"])
+    exact = with_config(offline(), "rock", source="default", version="==0.1.0")
+    assert plan_for(exact, local_rock=None, source_digest="").cacheable
 
 
 def test_a_plan_without_local_images_says_its_hashes_are_provisional() -> None:
