@@ -23,7 +23,7 @@ LABEL_PREFIX = "org.qjson-tasks"
 CACHE_PREFIX = "qjson-tasks-"
 # Part of every unit's hash: bump it when the way a unit is made changes (its recipe), so
 # images made by an older qjson-tasks are not taken for current ones.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 # Builder environment values whose names look like credentials are hashed, never printed.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
 
