@@ -169,13 +169,14 @@ def test_rust_that_does_not_compile_fails_the_rock_install(
 @pytest.mark.parametrize(
     ("step", "call"),
     [
+        ("builder container", refuse("from", "-builder-")),
         ("mount builder", refuse("mount")),
         ("rock tree", refuse("commit", "-tree-")),
         ("copy tree", refuse("copy", "--from")),
         ("commit", refuse("commit", "-runtime-")),
         ("tag", refuse("tag")),
     ],
-    ids=["mount", "rock-tree commit", "copy", "runtime commit", "tag"],
+    ids=["builder container", "mount", "rock-tree commit", "copy", "runtime commit", "tag"],
 )
 def test_an_injected_buildah_failure_names_its_step(
     scenario: Callable[..., Scenario], step: str, call: Callable[[list[str]], bool]
