@@ -27,6 +27,7 @@ from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target, load_target
 from qjson_tasks.containerfile import render
 from qjson_tasks.errors import ConfigError, ToolError
+from qjson_tasks.pipeline import image_index
 from qjson_tasks.plan import BuildPlan
 
 Log = Callable[[str], None]
@@ -278,19 +279,17 @@ def remove_bench_images(buildah: Buildah, before: set[str], units: Sequence[str]
     for unit in units:
         if buildah.image_id(unit):
             buildah.rmi_quietly(unit)
-    for name in list(buildah.all_names()):
+    for name in image_index(buildah):
         if name.startswith(f"{BENCH_REPOSITORY}/"):
             buildah.rmi_quietly(name)
-    listing = json.loads(buildah.runner.run(["buildah", "images", "--all", "--json"]) or "[]")
-    for image in listing or []:
-        image_id = str(image.get("id", ""))
+    for image in buildah.images(intermediate=True):
+        image_id = str(image.get("id", "")).removeprefix("sha256:")
         if image_id not in before and not image.get("names"):
             buildah.rmi_quietly(image_id)
 
 
 def all_image_ids(buildah: Buildah) -> set[str]:
-    listing = json.loads(buildah.runner.run(["buildah", "images", "--all", "--json"]) or "[]")
-    return {str(image.get("id", "")) for image in listing or []}
+    return {str(i.get("id", "")).removeprefix("sha256:") for i in buildah.images(intermediate=True)}
 
 
 def machine(buildah: Buildah) -> str:

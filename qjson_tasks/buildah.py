@@ -28,6 +28,11 @@ def _warn(message: str) -> None:
     print(f"WARNING {message}", file=sys.stderr)
 
 
+def image_config(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The OCI config (user, env, labels, ...) of a `buildah inspect --type image` document."""
+    return dict((info.get("OCIv1") or {}).get("config") or {})
+
+
 class Buildah:
     def __init__(self, runner: Runner, isolation: str = "chroot", keep: bool = False) -> None:
         self.runner = runner
@@ -63,17 +68,11 @@ class Buildah:
     def rmi(self, ref: str) -> None:
         self._run("rmi", ref)
 
-    def images(self) -> list[dict[str, Any]]:
-        """Local images with full IDs (`id`) and their `names`."""
-        return json.loads(self._run("images", "--json", "--no-trunc") or "[]") or []
-
-    def all_names(self) -> dict[str, str]:
-        """Every local image name mapped to its full image ID, from one listing."""
-        return {
-            name: str(image.get("id", "")).removeprefix("sha256:")
-            for image in self.images()
-            for name in image.get("names") or ()
-        }
+    def images(self, intermediate: bool = False) -> list[dict[str, Any]]:
+        """Local images with full IDs (`id`) and their `names`; with intermediate, also the
+        layer images `buildah build --layers` keeps."""
+        extra = ("--all",) if intermediate else ()
+        return json.loads(self._run("images", *extra, "--json", "--no-trunc") or "[]") or []
 
     def image_names(self, image_id: str) -> list[str] | None:
         """The names of a local image by full ID, None when it does not exist."""

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from qjson_tasks import locks
 from qjson_tasks.baseimage import build_base_image
-from qjson_tasks.buildah import Buildah
+from qjson_tasks.buildah import Buildah, image_config
 from qjson_tasks.config import Target
 from qjson_tasks.errors import QjsonTasksError, StepError, ToolError, VerificationError
 from qjson_tasks.plan import (
@@ -98,7 +98,7 @@ def image_facts(buildah: Buildah, ref: str, index: ImageIndex | None = None) -> 
     """A local image's facts: from the listing when ref is a listed name, else inspected
     (digest references, short names)."""
     if index is not None and ref in index:
-        return replace(index[ref], ref=ref)
+        return index[ref]
     info = buildah.inspect_image(ref)
     if info is None:
         return None
@@ -214,7 +214,7 @@ def discard_if_unnamed(buildah: Buildah, image_id: str | None) -> bool:
 
 def image_labels(buildah: Buildah, ref: str) -> dict[str, str]:
     info = buildah.inspect_image(ref) or {}
-    return dict((info.get("OCIv1") or {}).get("config", {}).get("Labels") or {})
+    return dict(image_config(info).get("Labels") or {})
 
 
 def _as_int(text: str | None) -> int:
@@ -316,7 +316,7 @@ def build(
     def present(unit: Unit) -> str | None:
         """The unit image's ID when it exists; asked again (under the lock) when the listing
         taken at the start lacks it, since another run may have built it meanwhile."""
-        if rebuild or (unit.kind != "builder" and not plan.cacheable):
+        if rebuild or not plan.reusable(unit):
             return None
         found = image_facts(buildah, unit.image, index)
         if found:

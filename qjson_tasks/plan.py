@@ -124,7 +124,8 @@ class BuildPlan:
         covers how it is verified, which must not change the image."""
         return {f"{LABEL_PREFIX}.unit.{unit.kind}": unit.hash for unit in self.units[:2]}
 
-    def _reused(self, unit: Unit) -> bool:
+    def reusable(self, unit: Unit) -> bool:
+        """Whether an existing image of the unit may stand for it (see cacheable)."""
         return self.cacheable or unit.kind == "builder"
 
     def document(self, present: set[str]) -> dict[str, object]:
@@ -135,7 +136,7 @@ class BuildPlan:
             units[unit.kind] = {
                 "name": unit.name,
                 "image": unit.image,
-                "status": "built" if unit.image in present and self._reused(unit) else "to build",
+                "status": "built" if unit.image in present and self.reusable(unit) else "to build",
                 "depends": [dep.name for dep in unit.depends],
                 "inputs": _without_none(inputs),
             }

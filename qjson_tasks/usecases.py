@@ -176,7 +176,7 @@ def plan_toml(target: Target, tools: Tools) -> str:
     for warning in floating_warnings(target):
         log(warning)
     plan = current_plan(target, tools)
-    present = set(tools.buildah.all_names())
+    present = set(image_index(tools.buildah))
     header = f"# plan for target {target.name} from {target.path}; nothing was run\n"
     return header + tomli_w.dumps(plan.document(present))
 
@@ -192,7 +192,7 @@ def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -
             except QjsonTasksError as exc:
                 log(f"    {path.name}: {exc}; its units count as unused")
     removed = []
-    for name in sorted(tools.buildah.all_names()):
+    for name in sorted(image_index(tools.buildah)):
         if name.startswith(f"{UNIT_REPOSITORY}/") and name not in keep:
             # The lock a build holds while it makes or uses this unit.
             with locks.hold(name, log):

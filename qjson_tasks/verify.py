@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from qjson_tasks import rock_manifest
-from qjson_tasks.buildah import Buildah
+from qjson_tasks.buildah import Buildah, image_config
 from qjson_tasks.config import Target
 from qjson_tasks.errors import ToolError, VerificationError
 from qjson_tasks.plan import LABEL_PREFIX
@@ -303,18 +303,14 @@ def check_smoke(
 # --- the whole verification ----------------------------------------------------------------
 
 
-def _config_of(info: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(info.get("OCIv1", {}).get("config", {}) or {})
-
-
 def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
     """Run every check on a local image against a target's expectations."""
     config = target.config
     info = buildah.inspect_image(image)
     if info is None:
         raise VerificationError(f"image '{image}' is not in local storage")
-    image_config = _config_of(info)
-    labels = image_config.get("Labels") or {}
+    own_config = image_config(info)
+    labels = own_config.get("Labels") or {}
     base_ref = labels.get(f"{LABEL_PREFIX}.base-image", config.runtime.base_image)
     base_info = buildah.inspect_image(base_ref)
     prefix = PurePosixPath(config.runtime.prefix)
@@ -327,7 +323,7 @@ def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
         entries = list(walk_image(root))
         rocks = rock_manifest.find_installed_rocks(root, prefix, config.runtime.lua_version)
         checks = [
-            check_no_rust(entries, image_config),
+            check_no_rust(entries, own_config),
             check_artifacts(root, prefix, config.artifacts, rocks),
             check_native_libraries(root, rocks),
         ]
@@ -342,13 +338,13 @@ def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
             checks.append(replace(hygiene, detail=detail + hygiene.detail))
         checks.append(
             check_contract(
-                image_config,
-                _config_of(base_info) if base_info else None,
+                own_config,
+                image_config(base_info) if base_info else None,
                 base_ref,
                 config.runtime.user,
             )
         )
-        user = image_config.get("User") or "root"
+        user = own_config.get("User") or "root"
         checks.append(check_smoke(buildah, ctr, config.runtime.luajit, script, user))
     return VerifyReport(
         image=image, image_id=info.get("FromImageID", ""), target=target.name, checks=tuple(checks)

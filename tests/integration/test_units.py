@@ -12,7 +12,7 @@ import pytest
 from qjson_tasks import usecases
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target
-from qjson_tasks.pipeline import BuildResult
+from qjson_tasks.pipeline import BuildResult, image_index
 from qjson_tasks.plan import UNIT_REPOSITORY
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import retarget
@@ -105,8 +105,8 @@ def test_clean_removes_units_no_target_uses_and_keeps_the_rest(
     removed = usecases.clean_units(tools, everything=False, config_dir=configs)
 
     assert set(orphans) <= set(removed)
-    names = tools.buildah.all_names()
+    names = image_index(tools.buildah)
     for kind in ("builder", "rock-tree", "runtime"):
         assert unit_image(built, kind) in names
     # The output image keeps its name; only the unit name went.
-    assert names[result.image_ref] == result.image_id
+    assert names[result.image_ref].image_id == result.image_id
