@@ -16,7 +16,8 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,9 @@ import pytest
 from qjson_tasks import usecases
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target
+from qjson_tasks.errors import ToolError
 from qjson_tasks.pipeline import BuildResult
-from qjson_tasks.runner import ShRunner
+from qjson_tasks.runner import Runner, ShRunner
 
 SUFFIX = uuid.uuid4().hex[:8]
 TEST_REPOSITORY = "localhost/qjson-tasks-test"
@@ -59,6 +61,37 @@ def retarget(target: Target, name: str) -> Target:
     config = target.config
     output = config.output.model_copy(update={"image": f"{TEST_REPOSITORY}/{name}-{SUFFIX}"})
     return Target(target.name, target.path, config.model_copy(update={"output": output}))
+
+
+@dataclass
+class RealRunner:
+    """The real runner, keeping every argv; calls matching `refuse` fail like buildah."""
+
+    inner: Runner
+    refuse: Callable[[list[str]], bool] | None = None
+    calls: list[list[str]] = field(default_factory=list)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> str:
+        self.calls.append(list(argv))
+        if self.refuse and self.refuse(list(argv)):
+            raise ToolError(f"command failed (exit 125): {' '.join(argv)}", output="injected")
+        return self.inner.run(argv, input=input, env=env, stream=stream)
+
+
+def forget_rock_units(buildah: Buildah, target: Target) -> None:
+    """Remove a target's rock-tree and runtime unit images: sound cache, but of a rock that
+    exists only in a test."""
+    plan = usecases.current_plan(target, usecases.Tools(buildah.runner, buildah))
+    for unit in (plan.rock_tree, plan.runtime):
+        if buildah.image_id(unit.image):
+            buildah.rmi(unit.image)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,33 +28,20 @@ import tomli_w
 from qjson_tasks import usecases
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target, load_target
-from qjson_tasks.errors import StepError, ToolError
+from qjson_tasks.errors import StepError
 from qjson_tasks.pipeline import BuildResult
 from qjson_tasks.runner import ShRunner
 from tests.conftest import PROJECT_DIR
-from tests.integration.conftest import OURS, SUFFIX, TEST_REPOSITORY, storage_mounts
+from tests.integration.conftest import (
+    OURS,
+    SUFFIX,
+    TEST_REPOSITORY,
+    RealRunner,
+    forget_rock_units,
+    storage_mounts,
+)
 
 DEMO_ROCK = PROJECT_DIR / "rocks" / "qjson-demo"
-
-
-@dataclass
-class FaultyRunner:
-    """The real runner, except that the first call matching `refuse` fails like buildah."""
-
-    refuse: Callable[[list[str]], bool]
-    real: ShRunner
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        stream: bool = False,
-    ) -> str:
-        if self.refuse(list(argv)):
-            raise ToolError(f"command failed (exit 125): {' '.join(argv)}", output="injected")
-        return self.real.run(argv, input=input, env=env, stream=stream)
 
 
 def unnamed_images(buildah: Buildah) -> set[str]:
@@ -103,12 +90,7 @@ def scenario(
     yield make
 
     for each in made:
-        # Units a failed build finished (the rock tree) are sound cache, but of a rock that
-        # exists only in this test.
-        plan = usecases.current_plan(each.target, usecases.Tools(buildah.runner, buildah))
-        for unit in (plan.rock_tree, plan.runtime):
-            if buildah.image_id(unit.image):
-                buildah.rmi(unit.image)
+        forget_rock_units(buildah, each.target)  # what a failed build finished (the tree)
         ref = each.target.config.output.reference
         assert buildah.image_id(ref) == built.image_id, f"{ref} was moved or removed"
         leftovers = {
@@ -121,7 +103,7 @@ def scenario(
     assert unnamed_images(buildah) - unnamed_before == set()
 
 
-def build(target: Target, runner: ShRunner | FaultyRunner | None = None) -> BuildResult:
+def build(target: Target, runner: RealRunner | None = None) -> BuildResult:
     tools = usecases.make_tools(target, runner=runner)  # type: ignore[arg-type]
     return usecases.run_build(target, tools)
 
@@ -183,7 +165,7 @@ def test_an_injected_buildah_failure_names_its_step(
 ) -> None:
     case = scenario()
     with pytest.raises(StepError) as caught:
-        build(case.target, FaultyRunner(call, ShRunner()))
+        build(case.target, RealRunner(ShRunner(), refuse=call))
     assert caught.value.step == step
     assert "injected" in str(caught.value)
 

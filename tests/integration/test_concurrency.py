@@ -22,7 +22,7 @@ from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import load_target
 from qjson_tasks.pipeline import BuildResult
 from tests.conftest import PROJECT_DIR
-from tests.integration.conftest import OURS, SUFFIX, TEST_REPOSITORY
+from tests.integration.conftest import OURS, SUFFIX, TEST_REPOSITORY, forget_rock_units
 
 DEMO_ROCK = PROJECT_DIR / "rocks" / "qjson-demo"
 
@@ -57,13 +57,8 @@ def finish(process: subprocess.Popen[str]) -> str:
 
 
 def forget(buildah: Buildah, configs: list[Path]) -> None:
-    """Drop the unit images of rocks that exist only in this test."""
-    tools = usecases.Tools(buildah.runner, buildah)
     for config in configs:
-        plan = usecases.current_plan(load_target(config), tools)
-        for unit in (plan.rock_tree, plan.runtime):
-            if buildah.image_id(unit.image):
-                buildah.rmi(unit.image)
+        forget_rock_units(buildah, load_target(config))
 
 
 def assert_nothing_left(buildah: Buildah, names: list[str]) -> None:

@@ -14,7 +14,7 @@ import io
 import json
 import tarfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,33 +26,13 @@ from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target
 from qjson_tasks.pipeline import BuildResult
 from qjson_tasks.plan import UNIT_REPOSITORY
-from qjson_tasks.runner import Runner
-from tests.integration.conftest import retarget
+from tests.integration.conftest import RealRunner, retarget
 
 NAME = "QJT_DUMMY_TOKEN"
 SECRET = f"qjt-dummy-{uuid.uuid4().hex}"
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-class RecordingRunner:
-    """Runs for real and keeps every argv, to prove the secret was handed to the build."""
-
-    def __init__(self, inner: Runner) -> None:
-        self.inner = inner
-        self.calls: list[list[str]] = []
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        stream: bool = False,
-    ) -> str:
-        self.calls.append(list(argv))
-        return self.inner.run(argv, input=input, env=env, stream=stream)
 
 
 @dataclass
@@ -134,7 +114,7 @@ def search_image(buildah: Buildah, image: str, needle: str, copy_dir: Path) -> F
 @pytest.fixture(scope="module")
 def secret_build(
     offline_target: Target, buildah: Buildah
-) -> Iterator[tuple[BuildResult, RecordingRunner]]:
+) -> Iterator[tuple[BuildResult, RealRunner]]:
     """The offline target built with the secret; the units only it uses are removed after."""
     config = offline_target.config
     builder = config.builder.model_copy(update={"env": {**config.builder.env, NAME: SECRET}})
@@ -142,7 +122,7 @@ def secret_build(
         offline_target.name, offline_target.path, config.model_copy(update={"builder": builder})
     )
     target = retarget(with_secret, "secrets")
-    runner = RecordingRunner(buildah.runner)
+    runner = RealRunner(buildah.runner)
     tools = usecases.Tools(runner, Buildah(runner, isolation=buildah.isolation))
     result = usecases.run_build(target, tools, verify=True)
     yield result, runner
@@ -154,7 +134,7 @@ def secret_build(
 
 
 def test_the_secret_reached_the_rock_install(
-    secret_build: tuple[BuildResult, RecordingRunner],
+    secret_build: tuple[BuildResult, RealRunner],
 ) -> None:
     result, runner = secret_build
     handed = [c for c in runner.calls if c[:2] == ["buildah", "run"] and f"{NAME}={SECRET}" in c]
@@ -164,7 +144,7 @@ def test_the_secret_reached_the_rock_install(
 
 
 def test_the_runtime_image_holds_no_trace_of_the_secret(
-    secret_build: tuple[BuildResult, RecordingRunner], buildah: Buildah, tmp_path: Path
+    secret_build: tuple[BuildResult, RealRunner], buildah: Buildah, tmp_path: Path
 ) -> None:
     result, _ = secret_build
     findings = search_image(buildah, result.image_ref, SECRET, tmp_path / "copy")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,14 +47,22 @@ def make_runner(mount_root: Path, **kwargs: object) -> FakeRunner:
     return FakeRunner(mount_root, images={BASE: "base-id"}, **kwargs)  # type: ignore[arg-type]
 
 
-def run_build(target: Target, runner: FakeRunner, passed: bool = True) -> pipeline.BuildResult:
+def run_build(
+    target: Target,
+    runner: FakeRunner,
+    passed: bool = True,
+    run_id: str = "r1",
+    **options: Any,
+) -> pipeline.BuildResult:
+    """pipeline.build with a verifier that passes (or not); options go to build as is."""
     return pipeline.build(
         target,
         Buildah(runner),
         runner,
-        run_id="r1",
+        run_id=run_id,
         verifier=lambda image_id: Outcome(passed),
         log=lambda message: None,
+        **options,
     )
 
 
@@ -118,15 +127,7 @@ def test_a_second_build_with_the_same_inputs_builds_nothing(
 def test_rebuild_builds_every_unit_again(target: Target, mount_root: Path) -> None:
     runner = make_runner(mount_root)
     run_build(target, runner)
-    again = pipeline.build(
-        target,
-        Buildah(runner),
-        runner,
-        run_id="r2",
-        verifier=lambda image_id: Outcome(True),
-        log=lambda message: None,
-        rebuild=True,
-    )
+    again = run_build(target, runner, run_id="r2", rebuild=True)
     assert again.built == ("builder", "rock-tree", "runtime")
     # The images the rebuilt units replaced are gone, not left behind unnamed.
     assert runner.unnamed == []
@@ -138,15 +139,7 @@ def test_a_changed_smoke_script_reverifies_without_rebuilding_the_rock(
     runner = make_runner(mount_root)
     run_build(target, runner)
     runner.calls.clear()
-    again = pipeline.build(
-        target,
-        Buildah(runner),
-        runner,
-        run_id="r2",
-        verifier=lambda image_id: Outcome(True),
-        log=lambda message: None,
-        verify_digest="another smoke script",
-    )
+    again = run_build(target, runner, run_id="r2", verify_digest="another smoke script")
     assert again.built == ("runtime",)
     assert not any(runs("luarocks")(c) for c in runner.calls)
 
