@@ -39,3 +39,7 @@ class StepError(QjsonTasksError):
 
 class VerificationError(QjsonTasksError):
     """An image failed verification."""
+
+
+class RockError(QjsonTasksError):
+    """A rock, rockspec or rock server can't be read or resolved."""
