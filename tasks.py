@@ -98,6 +98,8 @@ def base_image(c, target=None, config=None, rebuild=False):
         "verify": "verify the image before tagging it (default on; --no-verify skips)",
         "keep_on_failure": "keep the working containers when a step fails, for debugging",
         "rebuild": "build every unit again even if its image exists",
+        "update_lock": "resolve the rocks again and rewrite config/NAME.lock before building",
+        "vendor": "take every locked rock from this directory (made by `invoke vendor`)",
     }
 )
 @cli(needs_mount=True)
@@ -112,13 +114,44 @@ def build_runtime(
     verify=True,
     keep_on_failure=False,
     rebuild=False,
+    update_lock=False,
+    vendor=None,
 ):
     """Build a target's Rust-free runtime image (builder stage + copied rock tree)."""
     overrides = Overrides(base_image, builder_image, tag, rock_source)
     resolved = usecases.resolve_target(target, config, overrides)
     tools = usecases.make_tools(resolved, keep=keep_on_failure)
-    result = usecases.run_build(resolved, tools, verify=verify, rebuild=rebuild)
+    result = usecases.run_build(
+        resolved, tools, verify=verify, rebuild=rebuild, update_lock=update_lock, vendor=vendor
+    )
     print(usecases.format_build_result(result))
+
+
+@task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
+@cli()
+def lock(c, target=None, config=None):
+    """Resolve every rock and its dependencies; write config/NAME.lock with sha256 hashes."""
+    resolved = usecases.resolve_target(target, config)
+    written = usecases.lock_target(resolved)
+    for rock in written.rocks:
+        print(f"{rock.name} {rock.version} {rock.role} {rock.kind} {rock.source}")
+
+
+@task(
+    help={
+        "target": TARGET_HELP,
+        "config": CONFIG_HELP,
+        "directory": "where the rock files and the luarocks manifest go",
+    },
+    positional=["directory"],
+)
+@cli(needs_mount=True)
+def vendor(c, directory, target=None, config=None):
+    """Download every locked rock into DIRECTORY with a luarocks manifest, for offline builds."""
+    resolved = usecases.resolve_target(target, config)
+    names = usecases.vendor_target(resolved, usecases.make_tools(resolved), Path(directory))
+    for name in names:
+        print(f"{directory}/{name}")
 
 
 @task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
@@ -153,6 +186,8 @@ def verify(c, target=None, config=None, image=None, json=None):
     resolved = usecases.resolve_target(target, config)
     report = usecases.run_verify(resolved, usecases.make_tools(resolved), image)
     print(report.table())
+    if report.provenance:
+        print(report.provenance_lines())
     if json:
         usecases.write_json_report(report, json)
     if not report.passed:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -98,7 +98,14 @@ def _env(value: Mapping[str, str]) -> Mapping[str, str]:
     return value
 
 
-SOURCE_FORMS = "'default', an http(s):// or file:// server URL, or a local directory"
+SOURCE_FORMS = (
+    "'default', an http(s):// or file:// server URL, a local directory with a rockspec,"
+    " or a local .rock/.src.rock file"
+)
+SERVER_FORMS = "an http(s):// or file:// URL, or a local directory holding a luarocks manifest"
+ROCK_FILE_SUFFIXES = (".src.rock", ".rock")
+
+SourceKind = Literal["default", "server", "directory", "file"]
 
 
 def _rock_source(value: str) -> str:
@@ -107,6 +114,27 @@ def _rock_source(value: str) -> str:
     if "://" in value or not value.strip() or "\n" in value:
         raise ValueError(f"{value!r} is not a rock source: use {SOURCE_FORMS}")
     return value
+
+
+def _rock_server(value: str) -> str:
+    if _URL.fullmatch(value):
+        return value
+    if "://" in value or not value.strip() or "\n" in value:
+        raise ValueError(f"{value!r} is not a rock server: use {SERVER_FORMS}")
+    return value
+
+
+def source_kind(source: str) -> SourceKind:
+    if source == DEFAULT_SOURCE:
+        return "default"
+    if _URL.fullmatch(source):
+        return "server"
+    return "file" if source.endswith(ROCK_FILE_SUFFIXES) else "directory"
+
+
+def is_local_server(server: str) -> bool:
+    """A server on this machine (a directory or a file:// URL): copied into the builder."""
+    return not re.match(r"^https?://", server)
 
 
 ImageRef = Annotated[str, AfterValidator(_image_ref)]
@@ -151,16 +179,27 @@ class Rock(_Model):
     name: Annotated[str, AfterValidator(_rock_name)]
     version: Annotated[str, AfterValidator(_requirement)]
     source: Annotated[str, AfterValidator(_rock_source)] = DEFAULT_SOURCE
+    smoke_script: str | None = Field(
+        default=None, description="Lua file run by the image's LuaJIT to check this rock"
+    )
 
     @property
     def requirement(self) -> Requirement:
         return Requirement.parse(self.version)
 
     @property
-    def source_kind(self) -> Literal["default", "server", "directory"]:
-        if self.source == DEFAULT_SOURCE:
-            return "default"
-        return "server" if _URL.fullmatch(self.source) else "directory"
+    def source_kind(self) -> SourceKind:
+        return source_kind(self.source)
+
+
+class Luarocks(_Model):
+    server: Annotated[str | None, AfterValidator(lambda v: v if v is None else _rock_server(v))] = (
+        Field(
+            default=None,
+            description="where dependencies and rocks with source 'default' come from;"
+            " default: luarocks' own servers",
+        )
+    )
 
 
 class Staging(_Model):
@@ -198,11 +237,43 @@ class TargetConfig(_Model):
     description: str = ""
     runtime: Runtime
     builder: Builder
-    rock: Rock
+    rocks: tuple[Rock, ...]
+    luarocks: Luarocks = Luarocks()
     staging: Staging = Staging()
     output: Output
     verify: Verify = Verify()
     buildah: BuildahSettings = BuildahSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_rock_table(cls, data: Any) -> Any:
+        """`[rock]` is short for a `[[rocks]]` list of one."""
+        if isinstance(data, Mapping) and "rock" in data:
+            if "rocks" in data:
+                raise ValueError("rock: give either [rock] or [[rocks]] entries, not both")
+            rock = data["rock"]
+            data = {key: value for key, value in data.items() if key != "rock"}
+            data["rocks"] = [rock]
+        return data
+
+    @model_validator(mode="after")
+    def _rock_names_unique(self) -> TargetConfig:
+        if not self.rocks:
+            raise ValueError("rocks: the list is empty; a target needs at least one rock")
+        names = [rock.name for rock in self.rocks]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"rocks: '{twice[0]}' is listed twice; list each rock once")
+        return self
+
+    def rock_field(self, index: int, key: str) -> str:
+        """How an error names a rock's field: `rock.source`, or `rocks[1].source` in a list."""
+        return f"rock.{key}" if len(self.rocks) == 1 else f"rocks[{index}].{key}"
+
+    @property
+    def rock(self) -> Rock:
+        """The first rock: the one the target is about (lua-qjson), `--rock-source`'s."""
+        return self.rocks[0]
 
     @model_validator(mode="after")
     def _tree_apart_from_prefix(self) -> TargetConfig:
@@ -268,8 +339,20 @@ FLAG_FOR_FIELD = {
 }
 
 
-def _describe_error(error: Mapping[str, Any]) -> str:
-    loc = ".".join(str(part) for part in error["loc"])
+def _field_path(loc: Sequence[Any], single_rock: bool = False) -> str:
+    """`rocks.1.version` as the file spells it: `rocks[1].version`, or `rock.version` when the
+    file has a single [rock] table."""
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int) and parts:
+            parts[-1] = "rock" if single_rock and parts[-1] == "rocks" else f"{parts[-1]}[{part}]"
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _describe_error(error: Mapping[str, Any], single_rock: bool = False) -> str:
+    loc = _field_path(error["loc"], single_rock)
     kind = error["type"]
     if not loc and kind == "value_error":
         # A check across sections (staging.tree vs runtime.prefix): its message names them.
@@ -278,8 +361,10 @@ def _describe_error(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         allowed = _allowed_keys(tuple(error["loc"][:-1]))
         return f"{loc}: unknown key (allowed: {', '.join(allowed)})"
+    if kind == "missing" and loc == "rocks":
+        return "rock: missing required field (add a [rock] table or [[rocks]] entries)"
     if kind == "missing":
-        *section, key = (str(part) for part in error["loc"])
+        *section, key = loc.split(".")
         where = f"{key} = ... under [{'.'.join(section)}]" if section else f"a [{key}] table"
         return f"{loc}: missing required field (add {where})"
     if kind == "literal_error":
@@ -291,6 +376,8 @@ def _describe_error(error: Mapping[str, Any]) -> str:
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     model: type[BaseModel] = TargetConfig
     for part in loc:
+        if isinstance(part, int):
+            continue
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
         candidates = [annotation, *getattr(annotation, "__args__", ())]
@@ -298,14 +385,17 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         if not nested:
             break
         model = nested[0]
-    return sorted(model.model_fields)
+    keys = set(model.model_fields)
+    if model is TargetConfig:
+        keys.add("rock")  # short for [[rocks]] (see _one_rock_table)
+    return sorted(keys)
 
 
-def _translate(error: ValidationError, where: str) -> ConfigError:
+def _translate(error: ValidationError, where: str, single_rock: bool = False) -> ConfigError:
     # A typo shows up both as an unknown key and as the missing key it was meant to be:
     # name the typo first.
     errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = _describe_error(errors[0])
+    first = _describe_error(errors[0], single_rock)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return ConfigError(f"{where}: {first}{more}")
 
@@ -319,16 +409,27 @@ def parse_target(text: str, path: Path) -> TargetConfig:
     try:
         return TargetConfig.model_validate(data)
     except ValidationError as exc:
-        raise _translate(exc, str(path)) from None
+        single = isinstance(data.get("rock"), dict) and "rocks" not in data
+        raise _translate(exc, str(path), single) from None
 
 
-def _resolve_rock_dir(config: TargetConfig, base: Path) -> TargetConfig:
-    if config.rock.source_kind != "directory":
-        return config
-    source = (base / Path(config.rock.source).expanduser()).resolve()
-    return config.model_copy(
-        update={"rock": config.rock.model_copy(update={"source": str(source)})}
+def _resolve_paths(config: TargetConfig, base: Path) -> TargetConfig:
+    """Relative rock directories and files, and a local server, against the config's dir."""
+
+    def local(value: str) -> str:
+        return str((base / Path(value).expanduser()).resolve())
+
+    rocks = tuple(
+        rock.model_copy(update={"source": local(rock.source)})
+        if rock.source_kind in ("directory", "file")
+        else rock
+        for rock in config.rocks
     )
+    server = config.luarocks.server
+    luarocks = config.luarocks
+    if server is not None and "://" not in server:
+        luarocks = luarocks.model_copy(update={"server": local(server)})
+    return config.model_copy(update={"rocks": rocks, "luarocks": luarocks})
 
 
 def load_target(path: Path) -> Target:
@@ -341,7 +442,7 @@ def load_target(path: Path) -> Target:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; a target config is a UTF-8 TOML file") from None
-    config = _resolve_rock_dir(parse_target(text, path), path.parent)
+    config = _resolve_paths(parse_target(text, path), path.parent)
     return Target(name=path.stem, path=path, config=config)
 
 
@@ -372,19 +473,26 @@ def apply_overrides(target: Target, overrides: Overrides) -> Target:
         return target
     data = target.config.model_dump()
     for section, values in updates.items():
-        data[section] = {**data[section], **values}
+        if section == "rock":
+            data["rocks"] = [{**data["rocks"][0], **values}, *data["rocks"][1:]]
+        else:
+            data[section] = {**data[section], **values}
     try:
         config = TargetConfig.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
+        field = _field_path(error["loc"], single_rock=True)
         flag = FLAG_FOR_FIELD.get(field, field)
         raise ConfigError(f"{flag}: {_describe_error(error).split(': ', 1)[1]}") from None
-    resolved = _resolve_rock_dir(config, Path.cwd())
-    flag_dir = overrides.rock_source is not None and resolved.rock.source_kind == "directory"
-    if flag_dir and not Path(resolved.rock.source).is_dir():
+    resolved = _resolve_paths(config, Path.cwd())
+    kind = resolved.rock.source_kind
+    missing = (kind == "directory" and not Path(resolved.rock.source).is_dir()) or (
+        kind == "file" and not Path(resolved.rock.source).is_file()
+    )
+    if overrides.rock_source is not None and missing:
         # Said here, as the flag's error: the file's rock.source is not what was wrong.
+        what = "a directory" if kind == "directory" else "a file"
         raise ConfigError(
-            f"--rock-source: '{resolved.rock.source}' is not a directory: use {SOURCE_FORMS}"
+            f"--rock-source: '{resolved.rock.source}' is not {what}: use {SOURCE_FORMS}"
         )
     return Target(target.name, target.path, resolved)

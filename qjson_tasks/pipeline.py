@@ -7,6 +7,8 @@ verification, so a failed build never replaces the image users deploy.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -21,16 +23,19 @@ from qjson_tasks.baseimage import build_base_image
 from qjson_tasks.buildah import Buildah, image_config
 from qjson_tasks.config import Target
 from qjson_tasks.errors import QjsonTasksError, StepError, ToolError, VerificationError
+from qjson_tasks.lockfile import Lock
 from qjson_tasks.plan import (
     LABEL_PREFIX,
-    SOURCE_DIR,
+    VENDOR_DIR,
     BuildPlan,
     ImageFacts,
     PlanInputs,
+    RockFacts,
+    RockStep,
     Unit,
     make_plan,
 )
-from qjson_tasks.rocksource import find_local_rock, ignored, source_digest
+from qjson_tasks.rocksource import ignored, rock_facts, server_digest
 from qjson_tasks.runner import Runner
 from qjson_tasks.versions import Requirement, Version
 
@@ -41,8 +46,8 @@ BUILD_USER = "0:0"
 VERSION_LABEL = f"{LABEL_PREFIX}.rock.version"
 TREE_FILES_LABEL = f"{LABEL_PREFIX}.tree.files"
 TREE_BYTES_LABEL = f"{LABEL_PREFIX}.tree.bytes"
-# What the rock-tree unit knows about its tree, passed on to the runtime image's labels.
-TREE_LABELS = (VERSION_LABEL, TREE_FILES_LABEL, TREE_BYTES_LABEL)
+# One label per installed rock: {"version", "rockspec_sha256", "source_sha256"} as JSON.
+ROCK_LABEL_PREFIX = f"{LABEL_PREFIX}.rocks."
 
 
 class VerifyOutcome(Protocol):
@@ -135,12 +140,30 @@ def ensure_image(
 
 
 def plan_inputs(
-    target: Target, base: ImageFacts | None, builder: ImageFacts | None, verify_digest: str
+    target: Target,
+    base: ImageFacts | None,
+    builder: ImageFacts | None,
+    verify_digest: str,
+    lock: Lock | None = None,
+    vendor: Path | None = None,
 ) -> PlanInputs:
-    """Everything the plan needs from the disk: the local rock and its content digest."""
-    local = find_local_rock(target)
-    digest = source_digest(Path(local.directory)) if local else ""
-    return PlanInputs(base, builder, local, digest, verify_digest)
+    """Everything the plan needs from the disk: local rocks and servers, by content. With a
+    lock, local rocks must still have the contents it recorded (a vendored rock file counts
+    by the lock's hash: its copy is checked when it is fetched)."""
+    facts = rock_facts(target, vendored=lock is not None and vendor is not None)
+    if lock is not None:
+        facts = tuple(
+            RockFacts(fact.local, entry.source_sha256)
+            if not fact.digest and rock.source_kind == "file" and (entry := lock.entry(rock.name))
+            else fact
+            for rock, fact in zip(target.config.rocks, facts, strict=True)
+        )
+        from qjson_tasks.vendor import check_local_rocks  # a locked build's only
+
+        check_local_rocks(target, facts, lock)
+    # With a lock every rock comes from the vendored files: no server is used.
+    servers = server_digest(target) if lock is None else ""
+    return PlanInputs(base, builder, facts, servers, verify_digest, lock)
 
 
 def commit_unit(buildah: Buildah, container: str, unit: Unit, timestamp: int | None) -> None:
@@ -168,41 +191,105 @@ def tree_stats(tree: Path) -> tuple[int, int]:
     return files, size
 
 
-def installed_version(tree: Path, plan: BuildPlan) -> str:
-    rock_dir = tree / "lib" / "luarocks" / f"rocks-{plan.lua_version}" / plan.rock_name
-    versions = sorted(p.name for p in rock_dir.iterdir()) if rock_dir.is_dir() else []
-    if len(versions) != 1:
-        raise ToolError(
-            f"expected one installed version of {plan.rock_name} under {plan.tree}, found"
-            f" {versions or 'none'}"
-        )
-    version = versions[0]
+def manifest_path(tree: Path, lua_version: str) -> Path:
+    return tree / "lib" / "luarocks" / f"rocks-{lua_version}" / "manifest"
+
+
+def read_tree_manifest(tree: Path, plan: BuildPlan) -> str:
+    path = manifest_path(tree, plan.lua_version)
     try:
-        allowed = Requirement.parse(plan.rock_requirement).allows(Version.parse(version))
-    except ValueError:
-        allowed = False
-    if not allowed:
-        raise ToolError(
-            f"{plan.rock_name} {version} was installed but rock.version requires"
-            f" '{plan.rock_requirement}'"
-        )
-    return version
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        raise ToolError(f"luarocks wrote no manifest in {plan.tree}: nothing installed") from None
 
 
-def _copy_local_rock(plan: BuildPlan, buildah: Buildah, container: str) -> None:
-    assert plan.local_rock is not None
+def check_versions(plan: BuildPlan, installed: dict[str, str]) -> None:
+    """Every rock is installed in a version its requirement (and the lock) allows."""
+    for rock in plan.rocks:
+        version = installed.get(rock.name)
+        if version is None:
+            raise ToolError(f"{rock.name} is not installed under {plan.tree} after its install")
+        try:
+            allowed = Requirement.parse(rock.requirement).allows(Version.parse(version))
+        except ValueError:
+            allowed = False
+        locked = plan.lock.entry(rock.name) if plan.lock else None
+        if not allowed or (locked is not None and locked.version != version):
+            wanted = f"the lock's {locked.version}" if locked else f"'{rock.requirement}'"
+            raise ToolError(f"{rock.name} {version} was installed but the target requires {wanted}")
+
+
+def rock_labels(tree: Path, plan: BuildPlan, kept: dict[str, str]) -> dict[str, str]:
+    """Provenance: each installed rock's version and the sha256 of its rockspec and source
+    (from the lock; without one the source's is known for local rocks only)."""
+    rocks_dir = tree / "lib" / "luarocks" / f"rocks-{plan.lua_version}"
+    labels = {}
+    for name, version in sorted(kept.items()):
+        spec = rocks_dir / name / version / f"{name}-{version}.rockspec"
+        entry = plan.lock.entry(name) if plan.lock else None
+        source = entry.source_sha256 if entry else plan.source_digests.get(name, "")
+        value = {
+            "version": version,
+            "rockspec_sha256": hashlib.sha256(spec.read_bytes()).hexdigest()
+            if spec.is_file()
+            else "",
+            "source_sha256": source,
+        }
+        labels[ROCK_LABEL_PREFIX + name] = json.dumps(value, sort_keys=True)
+    return labels
+
+
+def _copy_local_rock(buildah: Buildah, container: str, directory: str, inside: str) -> None:
     with tempfile.TemporaryDirectory(prefix="qjt-rock-") as tmp:
         staged = Path(tmp) / "src"
         # Plain copies get fresh mtimes, so cargo's cached target directory (a cache mount)
         # never mistakes a changed file for an unchanged one.
         shutil.copytree(
-            plan.local_rock.directory,
+            directory,
             staged,
             ignore=lambda _dir, names: [n for n in names if ignored(n)],
             copy_function=shutil.copy,
             symlinks=True,  # as the source digest sees them
         )
-        buildah.copy(container, str(staged), SOURCE_DIR)
+        buildah.copy(container, str(staged), inside)
+
+
+def _install_rock(plan: BuildPlan, buildah: Buildah, container: str, rock: RockStep) -> None:
+    if rock.copy is not None:
+        source, inside = rock.copy
+        if Path(source).is_dir():
+            _copy_local_rock(buildah, container, source, inside)
+        else:
+            buildah.copy(container, source, inside)
+    buildah.run(
+        container,
+        rock.argv,
+        env=plan.rock_env,
+        workdir=rock.workdir,
+        user=BUILD_USER,
+        mounts=rock.mounts,
+    )
+
+
+def _fetch_locked(plan: BuildPlan, target: Target, vendor: Path | None, into: Path) -> None:
+    """The locked rock files, each checked against the lock, before anything is made."""
+    from qjson_tasks.vendor import fetch_locked
+
+    assert plan.lock is not None
+    fetch_locked(target, plan.lock, into, vendor)
+
+
+def remove_build_only(
+    plan: BuildPlan, buildah: Buildah, container: str, build_only: dict[str, str], log: Log
+) -> None:
+    """Rocks luarocks installed only to build others (build_dependencies) leave the tree."""
+    for name, version in sorted(build_only.items()):
+        log(f"    removing build-only dependency {name} {version} from the tree")
+        buildah.run(
+            container,
+            (*plan.luarocks_command, "remove", "--force", f"--tree={plan.tree}", name, version),
+            user=BUILD_USER,
+        )
 
 
 def discard_if_unnamed(buildah: Buildah, image_id: str | None) -> bool:
@@ -224,29 +311,39 @@ def _as_int(text: str | None) -> int:
         return 0
 
 
-def build_rock_tree(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> None:
-    """Install the rock in a builder container; keep only the tree, as the rock-tree unit."""
+def build_rock_tree(
+    plan: BuildPlan, target: Target, buildah: Buildah, log: Log, keep: bool, vendor: Path | None
+) -> None:
+    """Install the rocks in a builder container; keep only the tree, as the rock-tree unit."""
+    from qjson_tasks.treemanifest import installed_rocks, runtime_closure  # not on warm runs
+
     with ExitStack() as scope:
+        vendored = Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="qjt-vendor-")))
+        if plan.lock is not None:
+            with step("fetch locked rocks", log, keep):
+                _fetch_locked(plan, target, vendor, vendored)
         with step("builder container", log, keep):
             builder = scope.enter_context(
                 buildah.container(plan.builder.image, plan.container_name("builder"))
             )
         with step("rock install", log, keep):
-            if plan.local_rock:
-                _copy_local_rock(plan, buildah, builder)
-            buildah.run(
-                builder,
-                plan.rock_install,
-                env=plan.rock_env,
-                workdir=plan.rock_workdir,
-                user=BUILD_USER,
-                mounts=plan.cache_mounts,
-            )
+            for host, inside in plan.servers:
+                buildah.copy(builder, host, inside)
+            if plan.lock is not None:
+                # The locked files are the builder's only rock server.
+                buildah.copy(builder, str(vendored), VENDOR_DIR)
+                buildah.run(builder, plan.make_manifest, user=BUILD_USER)
+            for rock in plan.rocks:
+                _install_rock(plan, buildah, builder, rock)
         with step("mount builder", log, keep):
             root = scope.enter_context(buildah.mounted(builder))
         with step("rock tree", log, keep):
             tree = root / plan.tree.lstrip("/")
-            version = installed_version(tree, plan)
+            manifest = read_tree_manifest(tree, plan)
+            source = f"{plan.tree}/lib/luarocks/rocks-{plan.lua_version}/manifest"
+            kept, build_only = runtime_closure(manifest, [r.name for r in plan.rocks], source)
+            remove_build_only(plan, buildah, builder, build_only, log)
+            check_versions(plan, installed_rocks(read_tree_manifest(tree, plan), source))
             files, size = tree_stats(tree)
             holder = scope.enter_context(
                 buildah.container("scratch", plan.container_name("tree"), scratch=True)
@@ -255,9 +352,10 @@ def build_rock_tree(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> 
             buildah.config(
                 holder,
                 labels={
-                    VERSION_LABEL: version,
+                    VERSION_LABEL: kept[plan.rocks[0].name],
                     TREE_FILES_LABEL: str(files),
                     TREE_BYTES_LABEL: str(size),
+                    **rock_labels(tree, plan, kept),
                 },
             )
             commit_unit(buildah, holder, plan.rock_tree, 0)
@@ -266,7 +364,11 @@ def build_rock_tree(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> 
 def build_runtime(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> str:
     """The runtime base plus the rock tree under the prefix, committed under the run's
     temporary name only."""
-    tree = image_labels(buildah, plan.rock_tree.image)
+    tree_labels = {
+        key: value
+        for key, value in image_labels(buildah, plan.rock_tree.image).items()
+        if key.startswith(LABEL_PREFIX)
+    }
     with ExitStack() as scope:
         with step("runtime container", log, keep):
             runtime = scope.enter_context(
@@ -277,14 +379,40 @@ def build_runtime(plan: BuildPlan, buildah: Buildah, log: Log, keep: bool) -> st
                 runtime, plan.tree, plan.prefix, chown="0:0", from_image=plan.rock_tree.image
             )
         with step("label", log, keep):
-            labels = {
-                **plan.labels,
-                **plan.unit_labels(),
-                **{key: tree.get(key, "") for key in TREE_LABELS},
-            }
+            labels = {**plan.labels, **plan.provenance_labels(), **tree_labels}
             buildah.config(runtime, labels=labels)
         with step("commit", log, keep):
             return buildah.commit(runtime, plan.temporary_ref, timestamp=plan.timestamp)
+
+
+def _planned(
+    target: Target, buildah: Buildah, runner: Runner, inputs: PlanInputs, run_id: str, log: Log
+) -> tuple[BuildPlan, ImageIndex]:
+    """The plan, once the base and builder images are local (made or pulled if missing)."""
+    config = target.config
+    index = image_index(buildah)
+    with step("base image", log, buildah.keep):
+        base = ensure_image(buildah, runner, target, config.runtime.base_image, log, index)
+    with step("builder image", log, buildah.keep):
+        builder = ensure_image(buildah, runner, target, config.builder.image, log, index)
+    plan = make_plan(target, replace(inputs, base=base, builder=builder), run_id=run_id)
+    log("    units: " + ", ".join(unit.name for unit in plan.units))
+    return plan, index
+
+
+@contextmanager
+def builder_container(
+    target: Target, buildah: Buildah, runner: Runner, *, run_id: str, log: Log, role: str
+) -> Iterator[str]:
+    """A working container of the target's builder unit (made first if missing)."""
+    inputs = plan_inputs(target, None, None, "")
+    plan, index = _planned(target, buildah, runner, inputs, run_id, log)
+    with locks.hold(plan.builder.image, log):
+        if image_facts(buildah, plan.builder.image, index) is None:
+            with step("builder setup", log, buildah.keep):
+                prepare_builder(plan, buildah)
+    with buildah.container(plan.builder.image, plan.container_name(role)) as container:
+        yield container
 
 
 def build(
@@ -298,20 +426,15 @@ def build(
     verify_digest: str = "",
     rebuild: bool = False,
     warnings: Sequence[str] = (),
+    lock: Lock | None = None,
+    vendor: Path | None = None,
 ) -> BuildResult:
-    config = target.config
     keep = buildah.keep
     # Bad input (a rock directory without a rockspec) must fail before anything is made.
-    inputs = plan_inputs(target, None, None, verify_digest)
+    inputs = plan_inputs(target, None, None, verify_digest, lock, vendor)
     for warning in warnings:
         log(warning)
-    index = image_index(buildah)
-    with step("base image", log, keep):
-        base = ensure_image(buildah, runner, target, config.runtime.base_image, log, index)
-    with step("builder image", log, keep):
-        builder = ensure_image(buildah, runner, target, config.builder.image, log, index)
-    plan = make_plan(target, replace(inputs, base=base, builder=builder), run_id=run_id)
-    log("    units: " + ", ".join(unit.name for unit in plan.units))
+    plan, index = _planned(target, buildah, runner, inputs, run_id, log)
 
     def present(unit: Unit) -> str | None:
         """The unit image's ID when it exists; asked again (under the lock) when the listing
@@ -335,7 +458,7 @@ def build(
                             with step("builder setup", log, keep):
                                 prepare_builder(plan, buildah)
                             built.append(plan.builder.kind)
-                    build_rock_tree(plan, buildah, log, keep)
+                    build_rock_tree(plan, target, buildah, log, keep, vendor)
                     built.append(plan.rock_tree.kind)
             try:
                 image_id = build_runtime(plan, buildah, log, keep)

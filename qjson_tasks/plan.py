@@ -13,17 +13,21 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from qjson_tasks.config import Target, TargetConfig
+from qjson_tasks.config import Rock, Target, TargetConfig, is_local_server
+from qjson_tasks.lockfile import Lock
 
 UNIT_REPOSITORY = "localhost/qjson-tasks/unit"
 SOURCE_DIR = "/qjson-src"
+# Local rock servers (and, with a lock, the vendored rocks) are copied here in the builder.
+SERVER_DIR = "/qjson-servers"
+VENDOR_DIR = "/qjson-vendor"
 LABEL_PREFIX = "org.qjson-tasks"
 CACHE_PREFIX = "qjson-tasks-"
-# Part of every unit's hash: bump it when the way a unit is made changes (its recipe), so
-# images made by an older qjson-tasks are not taken for current ones.
-RECIPE_VERSION = 3
+# Part of every unit's hash: bump a kind's number when the way such a unit is made changes
+# (its recipe), so images made by an older qjson-tasks are not taken for current ones.
+RECIPES = {"builder": 3, "rock-tree": 4, "runtime": 4}
 # Builder environment values whose names look like credentials are hashed, never printed.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
 
@@ -42,6 +46,27 @@ class LocalRock:
 
 
 @dataclass(frozen=True)
+class RockFacts:
+    """What the plan needs from the disk about one rock: the rockspec of a local directory,
+    and the sha256 of a local source's contents (directory, rock file or server)."""
+
+    local: LocalRock | None = None
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class RockStep:
+    """Installing one rock in the builder: what is copied in first, then the command."""
+
+    name: str
+    requirement: str
+    argv: Argv
+    workdir: str | None = None
+    copy: tuple[str, str] | None = None  # (host path, path in the builder)
+    mounts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ImageFacts:
     """What the plan needs to know about a local image."""
 
@@ -54,9 +79,10 @@ class ImageFacts:
 class PlanInputs:
     base: ImageFacts | None
     builder: ImageFacts | None
-    local_rock: LocalRock | None = None
-    source_digest: str = ""
+    rocks: tuple[RockFacts, ...] = ()
+    server_digest: str = ""
     verify_digest: str = ""
+    lock: Lock | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +96,7 @@ class Unit:
 
     def __post_init__(self) -> None:
         content = {
-            "recipe": RECIPE_VERSION,
+            "recipe": RECIPES[self.kind],
             "kind": self.kind,
             "inputs": self.inputs,
             "depends": {dep.kind: dep.hash for dep in self.depends},
@@ -99,13 +125,13 @@ class BuildPlan:
     runtime: Unit
     builder_setup: tuple[Argv, ...]
     setup_env: Mapping[str, str]
-    rock_name: str
-    rock_requirement: str
-    rock_install: Argv
+    rocks: tuple[RockStep, ...]
     rock_env: Mapping[str, str]
-    rock_workdir: str | None
-    cache_mounts: tuple[str, ...]
-    local_rock: LocalRock | None
+    servers: tuple[tuple[str, str], ...]  # local rock servers: (host dir, path in builder)
+    lock: Lock | None
+    make_manifest: Argv
+    luarocks_command: Argv
+    source_digests: Mapping[str, str]
     tree: str
     prefix: str
     lua_version: str
@@ -119,10 +145,16 @@ class BuildPlan:
     def units(self) -> tuple[Unit, ...]:
         return (self.builder, self.rock_tree, self.runtime)
 
-    def unit_labels(self) -> dict[str, str]:
-        """The hashes of the units the runtime image is made from. Not its own: that also
-        covers how it is verified, which must not change the image."""
-        return {f"{LABEL_PREFIX}.unit.{unit.kind}": unit.hash for unit in self.units[:2]}
+    def provenance_labels(self) -> dict[str, str]:
+        """The IDs of the base and builder images and the hashes of the units the runtime
+        image is made from. Not its own hash: that also covers how it is verified, which
+        must not change the image."""
+        units = {f"{LABEL_PREFIX}.unit.{unit.kind}": unit.hash for unit in self.units[:2]}
+        return {
+            f"{LABEL_PREFIX}.base-image.id": self.base_id,
+            f"{LABEL_PREFIX}.builder-image.id": self.builder_id,
+            **units,
+        }
 
     def reusable(self, unit: Unit) -> bool:
         """Whether an existing image of the unit may stand for it (see cacheable)."""
@@ -143,8 +175,9 @@ class BuildPlan:
         document: dict[str, object] = {"target": self.target, "output": self.output_ref}
         if not self.cacheable:
             document["note"] = (
-                f"rock.version '{self.rock_requirement}' is a range resolved by the server at"
-                " build time, so the rock tree and runtime are built every time"
+                "a rock from a server has a version range and there is no lock, so the server"
+                " picks the version at build time and the rock tree and runtime are built every"
+                " time (`invoke lock` pins it)"
             )
         if not self.resolved:
             document["note"] = (
@@ -202,16 +235,74 @@ def builder_setup_commands(config: TargetConfig) -> tuple[Argv, ...]:
     return tuple(commands)
 
 
-def rock_install_command(config: TargetConfig, local: LocalRock | None) -> Argv:
-    rock = config.rock
-    luarocks = (config.builder.luarocks, f"--lua-version={config.runtime.lua_version}")
+def _luarocks(config: TargetConfig, server: str | None) -> Argv:
+    only = (f"--only-server={server}",) if server else ()
+    return (config.builder.luarocks, f"--lua-version={config.runtime.lua_version}", *only)
+
+
+def server_path(server: str, name: str) -> str:
+    """Where a server is found from inside the builder: remote URLs as they are, local
+    directories under SERVER_DIR."""
+    return f"{SERVER_DIR}/{name}" if is_local_server(server) else server
+
+
+def host_dir(server: str) -> str:
+    return server.removeprefix("file://")
+
+
+def rock_step(
+    config: TargetConfig, rock: Rock, local: LocalRock | None, lock: Lock | None
+) -> RockStep:
+    """How one rock is installed into the staging tree.
+
+    Without a lock each rock comes from its own source, and luarocks finds dependencies on
+    the rock's server (or luarocks.server). With a lock every rock and dependency comes from
+    the vendored directory, which holds exactly the locked files.
+    """
     tree = f"--tree={config.staging.tree}"
+    source_dir = f"{SOURCE_DIR}/{rock.name}"
+    deps = config.luarocks.server
+    dep_server = server_path(deps, "deps") if deps else None
+    if lock is not None:
+        dep_server = VENDOR_DIR
     if local is not None:
-        return (*luarocks, "make", tree, local.rockspec)
-    server = (f"--only-server={rock.source}",) if rock.source_kind == "server" else ()
+        return RockStep(
+            rock.name,
+            rock.version,
+            (*_luarocks(config, dep_server), "make", tree, local.rockspec),
+            workdir=source_dir,
+            copy=(local.directory, source_dir),
+        )
+    entry = lock.entry(rock.name) if lock else None
+    if entry is not None:
+        argv = (*_luarocks(config, VENDOR_DIR), "install", tree, rock.name, entry.version)
+        return RockStep(rock.name, rock.version, argv)
+    if rock.source_kind == "file":
+        inside = f"{SOURCE_DIR}/{rock.source.rsplit('/', 1)[-1]}"
+        argv = (*_luarocks(config, dep_server), "install", tree, inside)
+        return RockStep(rock.name, rock.version, argv, copy=(rock.source, inside))
+    server = server_path(rock.source, rock.name) if rock.source_kind == "server" else dep_server
     exact = rock.requirement.exact
     version = (str(exact),) if exact else ()
-    return (*luarocks, *server, "install", tree, rock.name, *version)
+    return RockStep(
+        rock.name,
+        rock.version,
+        (*_luarocks(config, server), "install", tree, rock.name, *version),
+    )
+
+
+def local_servers(config: TargetConfig, lock: Lock | None) -> tuple[tuple[str, str], ...]:
+    """Rock servers on this machine, copied into the builder (with a lock: none needed)."""
+    if lock is not None:
+        return ()
+    servers = []
+    deps = config.luarocks.server
+    if deps and is_local_server(deps):
+        servers.append((host_dir(deps), server_path(deps, "deps")))
+    for rock in config.rocks:
+        if rock.source_kind == "server" and is_local_server(rock.source):
+            servers.append((host_dir(rock.source), server_path(rock.source, rock.name)))
+    return tuple(servers)
 
 
 def static_labels(target: Target) -> dict[str, str]:
@@ -228,16 +319,30 @@ def static_labels(target: Target) -> dict[str, str]:
     }
 
 
-def cache_mounts(builder: Unit, rock: str, local: LocalRock | None) -> tuple[str, ...]:
+def cache_mounts(builder: Unit, step: RockStep) -> tuple[str, ...]:
     """Cargo's target directory survives between builds of a local rock (same builder).
 
     Only for a local rock: `luarocks install` unpacks into a fresh temporary directory, and
     moving cargo's target directory elsewhere would break rockspecs that copy from it.
     """
-    if local is None:
+    if step.workdir is None:
         return ()
-    cache_id = f"{CACHE_PREFIX}{builder.hash}-{rock}-target"
-    return (f"type=cache,target={SOURCE_DIR}/target,id={cache_id},sharing=locked",)
+    cache_id = f"{CACHE_PREFIX}{builder.hash}-{step.name}-target"
+    return (f"type=cache,target={step.workdir}/target,id={cache_id},sharing=locked",)
+
+
+def _rock_inputs(rock: Rock, facts: RockFacts) -> dict[str, object]:
+    """A rock as its hash sees it: a local source by content, never by where it lies."""
+    local = rock.source_kind in ("directory", "file") or (
+        rock.source_kind == "server" and is_local_server(rock.source)
+    )
+    return {
+        "name": rock.name,
+        "requirement": rock.version,
+        "source": rock.source_kind if local else rock.source,
+        "rockspec": facts.local.rockspec if facts.local else None,
+        "digest": facts.digest or None,
+    }
 
 
 def _image_inputs(facts: ImageFacts | None, ref: str) -> dict[str, object]:
@@ -257,22 +362,30 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
             "setup_env": setup_env,
         },
     )
-    local = inputs.local_rock
-    install = rock_install_command(config, local)
+    facts = inputs.rocks or tuple(RockFacts() for _ in config.rocks)
+    lock = inputs.lock
+    steps = tuple(
+        rock_step(config, rock, fact.local, lock)
+        for rock, fact in zip(config.rocks, facts, strict=True)
+    )
+    deps = config.luarocks.server
     rock_tree = Unit(
         "rock-tree",
         {
-            "rock": config.rock.name,
-            "requirement": config.rock.version,
-            "source": config.rock.source if local is None else "directory",
-            "rockspec": local.rockspec if local else None,
-            "source_digest": inputs.source_digest if local else None,
-            "install": shlex.join(install),
+            "rocks": [_rock_inputs(r, f) for r, f in zip(config.rocks, facts, strict=True)],
+            "server": None
+            if lock
+            else (inputs.server_digest or None)
+            if deps and is_local_server(deps)
+            else deps,
+            "lock": lock.hashed() if lock else None,
+            "install": [shlex.join(step.argv) for step in steps],
             "env": shown_env(config.builder.env),
             "tree": config.staging.tree,
         },
         (builder,),
     )
+    steps = tuple(replace(step, mounts=cache_mounts(rock_tree.depends[0], step)) for step in steps)
     labels = static_labels(target)
     timestamp = config.output.source_date_epoch
     if timestamp is None:
@@ -307,13 +420,19 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
         runtime=runtime,
         builder_setup=setup,
         setup_env=setup_env,
-        rock_name=config.rock.name,
-        rock_requirement=config.rock.version,
-        rock_install=install,
+        rocks=steps,
         rock_env=dict(config.builder.env),
-        rock_workdir=SOURCE_DIR if local else None,
-        cache_mounts=cache_mounts(builder, config.rock.name, local),
-        local_rock=local,
+        servers=local_servers(config, lock),
+        lock=lock,
+        make_manifest=(f"{config.builder.luarocks}-admin", "make-manifest", VENDOR_DIR)
+        if lock
+        else (),
+        luarocks_command=_luarocks(config, None),
+        source_digests={
+            rock.name: fact.digest
+            for rock, fact in zip(config.rocks, facts, strict=True)
+            if rock.source_kind in ("directory", "file")
+        },
         tree=config.staging.tree,
         prefix=config.runtime.prefix,
         lua_version=config.runtime.lua_version,
@@ -321,7 +440,12 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
         timestamp=timestamp,
         resolved=inputs.base is not None and inputs.builder is not None,
         # A range from a server resolves to whatever is newest when it runs: not an input
-        # the hash can see, so such a rock tree (and its runtime) is built every time.
-        cacheable=local is not None or config.rock.requirement.exact is not None,
+        # the hash can see, so such a rock tree (and its runtime) is built every time. A lock
+        # pins every version and its bytes.
+        cacheable=lock is not None
+        or all(
+            fact.local is not None or rock.source_kind == "file" or rock.requirement.exact
+            for rock, fact in zip(config.rocks, facts, strict=True)
+        ),
         labels=labels,
     )

@@ -1,4 +1,5 @@
-"""Find the rockspec in a local rock directory (at its root or under rockspec/)."""
+"""What the plan needs from the disk about rocks: a local directory's rockspec (at its root
+or under rockspec/) and content digests of local directories and files."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import os
 import re
 from pathlib import Path
 
-from qjson_tasks.config import Target
+from qjson_tasks.config import Target, is_local_server
 from qjson_tasks.errors import ConfigError
-from qjson_tasks.plan import LocalRock
+from qjson_tasks.plan import LocalRock, RockFacts
 from qjson_tasks.versions import Version
 
 # Left out of a local rock's copy and digest: build outputs and VCS data.
@@ -50,12 +51,13 @@ def _version_of(rockspec: Path, name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def find_local_rock(target: Target) -> LocalRock | None:
-    """The local rock a target builds from, or None when it installs from a server."""
-    rock = target.config.rock
+def find_local_rock(target: Target, index: int = 0) -> LocalRock | None:
+    """The rockspec of a target's rock built from a local directory; None for other sources."""
+    rock = target.config.rocks[index]
     if rock.source_kind != "directory":
         return None
-    where = f"{target.path}: rock.source"
+    where = f"{target.path}: {target.config.rock_field(index, 'source')}"
+    version_field = target.config.rock_field(index, "version")
     directory = Path(rock.source)
     if not directory.is_dir():
         raise ConfigError(f"{where}: '{directory}' is not a directory")
@@ -77,15 +79,15 @@ def find_local_rock(target: Target) -> LocalRock | None:
         except ValueError:
             continue
     if not matching:
-        versions = ", ".join(_version_of(p, rock.name) for p in mine)
+        versions = ", ".join(_version_of(p, rock.name) or "" for p in mine)
         raise ConfigError(
             f"{where}: '{directory}' has {rock.name} {versions}, which does not satisfy"
-            f" rock.version '{rock.version}'"
+            f" {version_field} '{rock.version}'"
         )
     if len(matching) > 1:
         names = ", ".join(str(p.relative_to(directory)) for p in matching)
         raise ConfigError(
-            f"{where}: several rockspecs match in '{directory}' ({names}): pin rock.version"
+            f"{where}: several rockspecs match in '{directory}' ({names}): pin {version_field}"
         )
     chosen = matching[0]
     return LocalRock(
@@ -93,3 +95,51 @@ def find_local_rock(target: Target) -> LocalRock | None:
         rockspec=str(chosen.relative_to(directory)),
         version=_version_of(chosen, rock.name) or "",
     )
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rock_facts(target: Target, vendored: bool = False) -> tuple[RockFacts, ...]:
+    """Each rock's rockspec and content digest (local directory or file), in config order.
+
+    Checked before anything is made, so a wrong path fails first. A rock file may be missing
+    when it is vendored (the vendor directory's copy is checked against the lock instead).
+    """
+    facts = []
+    for index, rock in enumerate(target.config.rocks):
+        if rock.source_kind == "directory":
+            local = find_local_rock(target, index)
+            assert local is not None
+            facts.append(RockFacts(local, source_digest(Path(local.directory))))
+        elif rock.source_kind == "file":
+            path = Path(rock.source)
+            if vendored and not path.exists():
+                facts.append(RockFacts())
+                continue
+            if not path.is_file():
+                where = f"{target.path}: {target.config.rock_field(index, 'source')}"
+                raise ConfigError(f"{where}: '{path}' is not a file (a .rock or .src.rock)")
+            facts.append(RockFacts(None, file_digest(path)))
+        elif rock.source_kind == "server" and is_local_server(rock.source):
+            facts.append(RockFacts(None, _server_dir_digest(target, rock.source, index)))
+        else:
+            facts.append(RockFacts())
+    return tuple(facts)
+
+
+def _server_dir_digest(target: Target, server: str, index: int | None) -> str:
+    path = Path(server.removeprefix("file://"))
+    if not path.is_dir():
+        field = "luarocks.server" if index is None else target.config.rock_field(index, "source")
+        raise ConfigError(f"{target.path}: {field}: '{path}' is not a directory")
+    return source_digest(path)
+
+
+def server_digest(target: Target) -> str:
+    """The content digest of a dependency server on this machine; '' for a remote one."""
+    server = target.config.luarocks.server
+    if server is None or not is_local_server(server):
+        return ""
+    return _server_dir_digest(target, server, None)

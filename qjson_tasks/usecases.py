@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tomli_w
 
-from qjson_tasks import locks, pinning, rootless
+from qjson_tasks import lockfile, locks, pinning, rootless
 from qjson_tasks.baseimage import build_base_image
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import (
@@ -29,18 +29,28 @@ from qjson_tasks.config import (
 )
 from qjson_tasks.containerfile import render
 from qjson_tasks.errors import ConfigError, QjsonTasksError, VerificationError
+from qjson_tasks.lockfile import Lock
 from qjson_tasks.pipeline import (
+    BUILD_USER,
     TREE_BYTES_LABEL,
     BuildResult,
     build,
+    builder_container,
     image_facts,
     image_index,
     image_labels,
     plan_inputs,
 )
-from qjson_tasks.plan import CACHE_PREFIX, UNIT_REPOSITORY, BuildPlan, make_plan, shown_env
+from qjson_tasks.plan import (
+    CACHE_PREFIX,
+    UNIT_REPOSITORY,
+    VENDOR_DIR,
+    BuildPlan,
+    make_plan,
+    shown_env,
+)
 from qjson_tasks.runner import Runner, ShRunner, require
-from qjson_tasks.verify import VerifyReport, smoke_script_for, verify_image
+from qjson_tasks.verify import VerifyReport, smoke_scripts, verify_image
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_DIR / "config"
@@ -138,12 +148,75 @@ def pin_target(target: Target, tools: Tools) -> list[str]:
 
 def verify_digest(target: Target) -> str:
     """What the verification of a runtime unit depends on beyond the config: the smoke script."""
-    return hashlib.sha256(smoke_script_for(target).encode()).hexdigest()
+    digest = hashlib.sha256()
+    for name, script in smoke_scripts(target):
+        digest.update(f"{name}\0{script}\0".encode())
+    return digest.hexdigest()
+
+
+def lock_for_build(target: Target, update: bool, vendor: str | None) -> Lock | None:
+    """The lock a build uses: the target's (checked against its config), a new one with
+    --update-lock, or none."""
+    lock = lock_target(target) if update else lockfile.checked_lock(target)
+    if vendor is not None and lock is None:
+        raise ConfigError(
+            f"--vendor: target '{target.name}' has no lock ({lockfile.lock_path(target)}):"
+            f" run `invoke lock --target {target.name}` and `invoke vendor` first"
+        )
+    if vendor is not None and not Path(vendor).is_dir():
+        raise ConfigError(f"--vendor: '{vendor}' is not a directory")
+    return lock
+
+
+def lock_target(target: Target) -> Lock:
+    """Resolve every rock and write config/NAME.lock."""
+    from qjson_tasks.resolve import resolve  # only here: keeps every other task's start quick
+
+    lock = resolve(target)
+    path = lockfile.write_lock(target, lock)
+    log(f"    wrote {path}: " + ", ".join(f"{r.label} ({r.role})" for r in lock.rocks))
+    return lock
+
+
+def vendor_target(target: Target, tools: Tools, directory: Path) -> list[str]:
+    """Every locked rock file into directory, hash-checked, plus a luarocks manifest
+    (`luarocks-admin make-manifest`), so it can be the only rock server of an offline build."""
+    from qjson_tasks.vendor import fetch_locked
+
+    lock = lockfile.checked_lock(target)
+    if lock is None:
+        raise ConfigError(
+            f"{lockfile.lock_path(target)}: no lock for target '{target.name}': run"
+            f" `invoke lock --target {target.name}` first"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    names = fetch_locked(target, lock, directory)
+    run_id = uuid.uuid4().hex[:8]
+    with builder_container(
+        target, tools.buildah, tools.runner, run_id=run_id, log=log, role="vendor"
+    ) as ctr:
+        tools.buildah.copy(ctr, str(directory), VENDOR_DIR)
+        admin = f"{target.config.builder.luarocks}-admin"
+        tools.buildah.run(ctr, (admin, "make-manifest", VENDOR_DIR), user=BUILD_USER)
+        with tools.buildah.mounted(ctr) as root:
+            written = root / VENDOR_DIR.lstrip("/")
+            for path in sorted(written.iterdir()):
+                if path.name.startswith("manifest") or path.name == "index.html":
+                    shutil.copyfile(path, directory / path.name)
+                    names.append(path.name)
+    return names
 
 
 def run_build(
-    target: Target, tools: Tools, verify: bool = True, rebuild: bool = False
+    target: Target,
+    tools: Tools,
+    verify: bool = True,
+    rebuild: bool = False,
+    update_lock: bool = False,
+    vendor: str | None = None,
 ) -> BuildResult:
+    lock = lock_for_build(target, update_lock, vendor)
+
     def verifier(image_id: str) -> VerifyReport:
         report = verify_image(image_id, target, tools.buildah)
         log(report.table())
@@ -159,6 +232,8 @@ def run_build(
         verify_digest=verify_digest(target),
         rebuild=rebuild,
         warnings=floating_warnings(target),
+        lock=lock,
+        vendor=Path(vendor) if vendor else None,
     )
 
 
@@ -168,7 +243,9 @@ def current_plan(target: Target, tools: Tools) -> BuildPlan:
     index = image_index(tools.buildah)
     base = image_facts(tools.buildah, config.runtime.base_image, index)
     builder = image_facts(tools.buildah, config.builder.image, index)
-    inputs = plan_inputs(target, base, builder, verify_digest(target))
+    inputs = plan_inputs(
+        target, base, builder, verify_digest(target), lockfile.checked_lock(target)
+    )
     return make_plan(target, inputs, run_id="plan")
 
 

@@ -48,6 +48,7 @@ class VerifyReport:
     image_id: str
     target: str
     checks: tuple[CheckResult, ...] = field(default_factory=tuple)
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -69,6 +70,19 @@ class VerifyReport:
                 lines.append(f"  {check.name}: ... and {len(check.findings) - len(shown)} more")
         return "\n".join(lines)
 
+    def provenance_lines(self) -> str:
+        """What exactly is in the image, from its labels: rocks, images, units."""
+        lines = ["provenance (image labels):"]
+        for key, value in sorted(self.provenance.items()):
+            short = key.removeprefix(f"{LABEL_PREFIX}.")
+            if short.startswith("rocks."):
+                rock = json.loads(value)
+                spec = rock.get("rockspec_sha256") or "-"
+                source = rock.get("source_sha256") or "unknown (not locked)"
+                value = f"{rock.get('version', '?')} rockspec {spec} source {source}"
+            lines.append(f"  {short}: {value}")
+        return "\n".join(lines) if len(lines) > 1 else ""
+
     def summary(self) -> str:
         return self.table()
 
@@ -79,6 +93,7 @@ class VerifyReport:
             "target": self.target,
             "passed": self.passed,
             "checks": [asdict(check) for check in self.checks],
+            "provenance": dict(self.provenance),
         }
 
 
@@ -158,6 +173,50 @@ def check_artifacts(
         else "; ".join(findings[:3])
     )
     return CheckResult("artifacts", not findings, detail, tuple(findings))
+
+
+def check_rocks(root: Path, prefix: PurePosixPath, target: Target) -> CheckResult:
+    """Every rock of the target is installed in an allowed version, and nothing else is but
+    what they need at runtime (a build-only dependency left in the tree fails)."""
+    from qjson_tasks.errors import RockError
+    from qjson_tasks.treemanifest import installed_rocks, runtime_closure
+    from qjson_tasks.versions import Version
+
+    config = target.config
+    manifest = prefix / "lib" / "luarocks" / f"rocks-{config.runtime.lua_version}" / "manifest"
+    host = resolve_in_root(root, manifest)
+    if host is None or not host.is_file():
+        return CheckResult("rocks", False, f"no luarocks manifest at {manifest}")
+    text = host.read_text(encoding="utf-8", errors="replace")
+    findings = []
+    try:
+        installed = installed_rocks(text, str(manifest))
+        present = [rock.name for rock in config.rocks if rock.name in installed]
+        kept, extra = runtime_closure(text, present, str(manifest))
+    except RockError as exc:
+        return CheckResult("rocks", False, str(exc))
+    for rock in config.rocks:
+        version = installed.get(rock.name)
+        if version is None:
+            findings.append(f"{rock.name} is not installed")
+            continue
+        try:
+            allowed = rock.requirement.allows(Version.parse(version))
+        except ValueError:
+            allowed = False
+        if not allowed:
+            findings.append(f"{rock.name} {version} does not satisfy '{rock.version}'")
+    findings += [
+        f"{name} {version} is installed but no rock needs it at runtime (a build-only dependency?)"
+        for name, version in sorted(extra.items())
+    ]
+    names = ", ".join(f"{name} {version}" for name, version in sorted(kept.items()))
+    detail = (
+        f"{len(kept)} rocks, all needed at runtime: {names}"
+        if not findings
+        else "; ".join(findings[:3])
+    )
+    return CheckResult("rocks", not findings, detail, tuple(findings))
 
 
 def check_native_libraries(root: Path, rocks: Sequence[Any]) -> CheckResult:
@@ -267,17 +326,31 @@ def default_smoke_script() -> str:
     return resources.files("qjson_tasks").joinpath("smoke/default.lua").read_text("utf-8")
 
 
-def smoke_script_for(target: Target) -> str:
-    configured = target.config.verify.smoke_script
-    if not configured:
-        return default_smoke_script()
+def _read_smoke(target: Target, field: str, configured: str) -> str:
     path = (target.path.parent / configured).resolve()
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise VerificationError(
-            f"{target.path}: verify.smoke_script: cannot read '{path}': {exc.strerror}"
+            f"{target.path}: {field}: cannot read '{path}': {exc.strerror}"
         ) from None
+
+
+def smoke_script_for(target: Target) -> str:
+    configured = target.config.verify.smoke_script
+    if not configured:
+        return default_smoke_script()
+    return _read_smoke(target, "verify.smoke_script", configured)
+
+
+def smoke_scripts(target: Target) -> list[tuple[str, str]]:
+    """(check name, Lua script): the target's smoke test, then each rock's own."""
+    scripts = [("smoke", smoke_script_for(target))]
+    for index, rock in enumerate(target.config.rocks):
+        if rock.smoke_script:
+            field = target.config.rock_field(index, "smoke_script")
+            scripts.append((f"smoke {rock.name}", _read_smoke(target, field, rock.smoke_script)))
+    return scripts
 
 
 def _lua_error(lines: Sequence[str]) -> str:
@@ -289,15 +362,15 @@ def _lua_error(lines: Sequence[str]) -> str:
 
 
 def check_smoke(
-    buildah: Buildah, container: str, luajit: str, script: str, user: str
+    buildah: Buildah, container: str, luajit: str, script: str, user: str, name: str = "smoke"
 ) -> CheckResult:
     try:
         out = buildah.run(container, [luajit, "-e", script], stream=False)
     except ToolError as exc:
         lines = tuple(line for line in exc.output.splitlines() if line.strip())
-        return CheckResult("smoke", False, f"{luajit} as {user} failed: {_lua_error(lines)}", lines)
+        return CheckResult(name, False, f"{luajit} as {user} failed: {_lua_error(lines)}", lines)
     last = out.strip().splitlines()[-1] if out.strip() else "(no output)"
-    return CheckResult("smoke", True, f"{luajit} as {user}: {last}")
+    return CheckResult(name, True, f"{luajit} as {user}: {last}")
 
 
 # --- the whole verification ----------------------------------------------------------------
@@ -314,7 +387,7 @@ def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
     base_ref = labels.get(f"{LABEL_PREFIX}.base-image", config.runtime.base_image)
     base_info = buildah.inspect_image(base_ref)
     prefix = PurePosixPath(config.runtime.prefix)
-    script = smoke_script_for(target)
+    scripts = smoke_scripts(target)
     suffix = uuid.uuid4().hex[:8]
 
     with ExitStack() as scope:
@@ -325,6 +398,7 @@ def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
         checks = [
             check_no_rust(entries, own_config),
             check_artifacts(root, prefix, config.artifacts, rocks),
+            check_rocks(root, prefix, target),
             check_native_libraries(root, rocks),
         ]
         if base_info is not None:
@@ -345,7 +419,21 @@ def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
             )
         )
         user = own_config.get("User") or "root"
-        checks.append(check_smoke(buildah, ctr, config.runtime.luajit, script, user))
+        for name, script in scripts:
+            checks.append(check_smoke(buildah, ctr, config.runtime.luajit, script, user, name))
     return VerifyReport(
-        image=image, image_id=info.get("FromImageID", ""), target=target.name, checks=tuple(checks)
+        image=image,
+        image_id=info.get("FromImageID", ""),
+        target=target.name,
+        checks=tuple(checks),
+        provenance={key: value for key, value in labels.items() if is_provenance(key)},
+    )
+
+
+PROVENANCE = ("rocks.", "unit.", "base-image.id", "builder-image.id", "lock")
+
+
+def is_provenance(label: str) -> bool:
+    return label.removeprefix(f"{LABEL_PREFIX}.").startswith(PROVENANCE) and label.startswith(
+        LABEL_PREFIX
     )

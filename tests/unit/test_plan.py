@@ -15,8 +15,9 @@ import pytest
 import tomli_w
 
 from qjson_tasks.config import Target, find_target
-from qjson_tasks.plan import BuildPlan, ImageFacts, PlanInputs, make_plan
-from qjson_tasks.rocksource import find_local_rock, source_digest
+from qjson_tasks.lockfile import Lock, LockedRock
+from qjson_tasks.plan import BuildPlan, ImageFacts, PlanInputs, RockFacts, make_plan
+from qjson_tasks.rocksource import find_local_rock, rock_facts, server_digest, source_digest
 from tests.conftest import PROJECT_DIR
 
 BASE = ImageFacts("localhost/qjson-tasks/bookworm-luajit:latest", "b" * 64, 0)
@@ -29,11 +30,20 @@ def offline() -> Target:
 
 def plan_for(target: Target | None = None, **changes: Any) -> BuildPlan:
     target = target or offline()
-    local = find_local_rock(target)
-    inputs = PlanInputs(BASE, BASE, local, source_digest(DEMO_ROCK), "smoke-digest")
+    inputs = PlanInputs(
+        BASE, BASE, rock_facts(target), server_digest(target), verify_digest="smoke-digest"
+    )
     for key, value in changes.items():
         inputs = PlanInputs(**{**inputs.__dict__, key: value})
     return make_plan(target, inputs, run_id="r1")
+
+
+def demo_facts(digest: str) -> tuple[RockFacts, ...]:
+    return (RockFacts(find_local_rock(offline()), digest),)
+
+
+def server_facts() -> tuple[RockFacts, ...]:
+    return (RockFacts(),)
 
 
 def hashes(plan: BuildPlan) -> dict[str, str]:
@@ -41,7 +51,11 @@ def hashes(plan: BuildPlan) -> dict[str, str]:
 
 
 def with_config(target: Target, section: str, **values: Any) -> Target:
+    """The target with fields of one section changed ("rock": its first rock)."""
     config = target.config
+    if section == "rock":
+        rock = config.rock.model_copy(update=values)
+        return Target(target.name, target.path, config.model_copy(update={"rocks": (rock,)}))
     part = getattr(config, section).model_copy(update=values)
     return Target(target.name, target.path, config.model_copy(update={section: part}))
 
@@ -71,7 +85,7 @@ CHANGES: list[tuple[str, Any, set[str]]] = [
         lambda: plan_for(with_config(offline(), "builder", packages=("cargo",))),
         {"all"},
     ),
-    ("rock source", lambda: plan_for(source_digest="f" * 64), {"rock-tree", "runtime"}),
+    ("rock source", lambda: plan_for(rocks=demo_facts("f" * 64)), {"rock-tree", "runtime"}),
     (
         "builder env",
         lambda: plan_for(with_config(offline(), "builder", env={"RUSTFLAGS": "-O"})),
@@ -142,7 +156,7 @@ def test_the_working_directory_and_the_rock_location_move_no_hash(
     shutil.copytree(DEMO_ROCK, copy, ignore=shutil.ignore_patterns("target"))
     target = with_config(offline(), "rock", source=str(copy))
     monkeypatch.chdir(tmp_path)
-    moved = plan_for(target, local_rock=find_local_rock(target), source_digest=source_digest(copy))
+    moved = plan_for(target)
     assert hashes(moved) == hashes(plan_for())
 
 
@@ -177,7 +191,8 @@ def test_the_plan_document_is_toml_with_units_inputs_and_dependencies() -> None:
     assert units["rock-tree"]["depends"] == [plan.builder.name]
     assert units["runtime"]["depends"] == [plan.rock_tree.name]
     assert units["runtime"]["name"] == f"runtime-{plan.runtime.hash}"
-    assert units["rock-tree"]["inputs"]["rockspec"] == "rockspec/qjson-demo-0.1.0-1.rockspec"
+    rocks = units["rock-tree"]["inputs"]["rocks"]
+    assert rocks[0]["rockspec"] == "rockspec/qjson-demo-0.1.0-1.rockspec"
     assert "note" not in document
 
 
@@ -196,14 +211,79 @@ def test_credentials_are_neither_printed_nor_hashed() -> None:
 
 def test_a_range_from_a_server_is_not_cached() -> None:
     target = with_config(offline(), "rock", source="default", version=">=0.1")
-    plan = plan_for(target, local_rock=None, source_digest="")
+    plan = plan_for(target, rocks=server_facts())
     assert not plan.cacheable
     assert "built every time" in str(plan.document(set())["note"])
     exact = with_config(offline(), "rock", source="default", version="==0.1.0")
-    assert plan_for(exact, local_rock=None, source_digest="").cacheable
+    assert plan_for(exact, rocks=server_facts()).cacheable
+    # A lock pins the range's version and bytes.
+    assert plan_for(target, rocks=server_facts(), lock=lock_of(SERVER_ROCK)).cacheable
 
 
 def test_a_plan_without_local_images_says_its_hashes_are_provisional() -> None:
     plan = plan_for(base=None, builder=None)
     assert not plan.resolved
     assert "provisional" in str(plan.document(set())["note"])
+
+
+SERVER_ROCK = LockedRock(
+    name="qjson-demo",
+    version="0.1.2-1",
+    kind="server",
+    source="https://rocks.example.org",
+    artifact="qjson-demo-0.1.2-1.src.rock",
+    url="https://rocks.example.org/qjson-demo-0.1.2-1.src.rock",
+    rockspec_sha256="a" * 64,
+    source_sha256="b" * 64,
+)
+
+
+def lock_of(*rocks: LockedRock) -> Lock:
+    return Lock(target="offline", rocks=rocks)
+
+
+def test_a_lock_change_moves_the_rock_tree_and_runtime_only() -> None:
+    target = with_config(offline(), "rock", source="default", version=">=0.1")
+    locked = plan_for(target, rocks=server_facts(), lock=lock_of(SERVER_ROCK))
+    changed_source = SERVER_ROCK.model_copy(update={"source_sha256": "c" * 64})
+    moved = plan_for(target, rocks=server_facts(), lock=lock_of(changed_source))
+    changed = {kind for kind in hashes(locked) if hashes(locked)[kind] != hashes(moved)[kind]}
+    assert changed == {"rock-tree", "runtime"}
+    # Where the lock says a rock lives is not part of what it is.
+    elsewhere = SERVER_ROCK.model_copy(update={"url": "https://mirror.example.org/x.src.rock"})
+    same = plan_for(target, rocks=server_facts(), lock=lock_of(elsewhere))
+    assert hashes(same) == hashes(locked)
+
+
+def test_a_locked_build_installs_the_locked_version_from_the_vendored_rocks_only() -> None:
+    target = with_config(offline(), "rock", source="default", version=">=0.1")
+    plan = plan_for(target, rocks=server_facts(), lock=lock_of(SERVER_ROCK))
+    (step,) = plan.rocks
+    assert step.argv[-3:] == ("--tree=/qjson-rock", "qjson-demo", "0.1.2-1")
+    assert "--only-server=/qjson-vendor" in step.argv
+    assert plan.make_manifest == ("luarocks-admin", "make-manifest", "/qjson-vendor")
+    unlocked = plan_for(target, rocks=server_facts())
+    assert unlocked.make_manifest == () and unlocked.rocks[0].argv[-1] == "qjson-demo"
+
+
+def multi() -> Target:
+    return find_target("multi", PROJECT_DIR / "config")
+
+
+def test_every_rock_of_a_target_gets_its_own_install_step_into_one_tree() -> None:
+    plan = plan_for(multi())
+    demo, cdemo = plan.rocks
+    assert demo.argv[-3:] == ("make", "--tree=/qjson-rock", "rockspec/qjson-demo-0.1.0-1.rockspec")
+    assert demo.workdir == "/qjson-src/qjson-demo" and demo.mounts
+    assert cdemo.argv[-1] == "/qjson-src/cdemo-1.0-1.src.rock" and cdemo.copy is not None
+    assert cdemo.workdir is None and not cdemo.mounts
+    # The local server the C rock's build dependency comes from is copied in, by content.
+    assert plan.servers == ((str(PROJECT_DIR / "rocks" / "server"), "/qjson-servers/deps"),)
+    assert all("--only-server=/qjson-servers/deps" in step.argv for step in plan.rocks)
+    assert plan.rock_tree.inputs["server"] == source_digest(PROJECT_DIR / "rocks" / "server")
+
+
+def test_a_second_rock_moves_the_rock_tree_not_the_builder() -> None:
+    one, two = plan_for(), plan_for(multi())
+    assert one.builder.hash == two.builder.hash
+    assert one.rock_tree.hash != two.rock_tree.hash
