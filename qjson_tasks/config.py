@@ -252,6 +252,9 @@ class TargetConfig(_Model):
             if "rocks" in data:
                 raise ValueError("rock: give either [rock] or [[rocks]] entries, not both")
             rock = data["rock"]
+            if not isinstance(rock, Mapping):
+                # `[[rock]]` or `rock = "..."`: said here, or the error would name `rocks[0]`.
+                raise ValueError("rock: must be one [rock] table; list several as [[rocks]]")
             data = {key: value for key, value in data.items() if key != "rock"}
             data["rocks"] = [rock]
         return data
@@ -365,7 +368,11 @@ def _describe_error(error: Mapping[str, Any], single_rock: bool = False) -> str:
         return "rock: missing required field (add a [rock] table or [[rocks]] entries)"
     if kind == "missing":
         *section, key = loc.split(".")
-        where = f"{key} = ... under [{'.'.join(section)}]" if section else f"a [{key}] table"
+        table = ".".join(section)
+        if "[" in table:  # an entry of an array of tables, e.g. rocks[1]
+            where = f"{key} = ... to that [[{table.split('[')[0]}]] entry"
+        else:
+            where = f"{key} = ... under [{table}]" if section else f"a [{key}] table"
         return f"{loc}: missing required field (add {where})"
     if kind == "literal_error":
         return f"{loc}: {error['msg'].lower()}"

@@ -320,7 +320,8 @@ def build_rock_tree(
     with ExitStack() as scope:
         vendored = Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="qjt-vendor-")))
         if plan.lock is not None:
-            with step("fetch locked rocks", log, keep):
+            # No container exists yet, so no --keep-on-failure hint (keep=True drops it).
+            with step("fetch locked rocks", log, True):
                 _fetch_locked(plan, target, vendor, vendored)
         with step("builder container", log, keep):
             builder = scope.enter_context(

@@ -18,7 +18,7 @@ from qjson_tasks.config import Rock, Target, is_local_server
 from qjson_tasks.errors import RockError
 from qjson_tasks.lockfile import Lock, LockedRock
 from qjson_tasks.rockserver import artifact_url, best_version, read_url, server_versions
-from qjson_tasks.rocksource import find_local_rock, source_digest
+from qjson_tasks.rocksource import find_local_rock, server_digest, source_digest
 from qjson_tasks.rockspec import Dependency, Rockspec, parse_rockspec, rockspec_in_archive
 
 DEFAULT_SERVER = "https://luarocks.org"
@@ -56,6 +56,7 @@ class Resolver:
         return os.path.relpath(path, self.base)
 
     def lock(self) -> Lock:
+        server_digest(self.target)  # a local luarocks.server must exist: said by its field
         pending: deque[tuple[Dependency, str, str, bool]] = deque()
         for index, rock in enumerate(self.target.config.rocks):
             found = self._configured(index, rock)

@@ -73,7 +73,7 @@ def scenario(
         lib = rock / "src" / "lib.rs"
         lib.write_text(lib.read_text() + f"\npub const QJT_{name.upper()}: u32 = 1;\n{rust}\n")
         data = usecases.resolve_target("offline").config.model_dump(mode="json", exclude_none=True)
-        data["rock"]["source"] = str(rock)
+        data["rocks"][0]["source"] = str(rock)
         data["output"] = {"image": f"{TEST_REPOSITORY}/{name}-{SUFFIX}", "tag": "latest"}
         data["builder"].update(builder or {})
         if verify:

@@ -35,7 +35,7 @@ def write_target(tmp: Path, name: str, change: str) -> Path:
         lib = rock / "src" / "lib.rs"
         lib.write_text(lib.read_text() + f"\npub const QJT_{change.upper()}: u32 = 1;\n")
     data = usecases.resolve_target("offline").config.model_dump(mode="json", exclude_none=True)
-    data["rock"]["source"] = str(rock)
+    data["rocks"][0]["source"] = str(rock)
     data["output"] = {"image": f"{TEST_REPOSITORY}/{name}-{SUFFIX}", "tag": "latest"}
     path = tmp / f"{name}.toml"
     path.write_text(tomli_w.dumps(data))

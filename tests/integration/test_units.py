@@ -43,7 +43,7 @@ def changed_rock(tmp_path: Path, offline_target: Target) -> Target:
     lib.write_text(lib.read_text() + "\npub const QJT_CHANGED: u32 = 1;\n")
     config = offline_target.config
     rock = config.rock.model_copy(update={"source": str(copy)})
-    changed = Target("offline", offline_target.path, config.model_copy(update={"rock": rock}))
+    changed = Target("offline", offline_target.path, config.model_copy(update={"rocks": (rock,)}))
     return retarget(changed, "changed-rock")
 
 

@@ -31,7 +31,7 @@ from qjson_tasks.elf_check import read_elf
 from qjson_tasks.pipeline import BuildResult
 from qjson_tasks.verify import VerifyReport, default_smoke_script
 
-CHECKS = ("no-rust", "artifacts", "native-libs", "hygiene", "contract", "smoke")
+CHECKS = ("no-rust", "artifacts", "rocks", "native-libs", "hygiene", "contract", "smoke")
 
 LUA_SHARE = "usr/local/share/lua/5.1"
 LUA_LIB = "usr/local/lib/lua/5.1"
@@ -218,7 +218,40 @@ def user_root(root: Path, ctr: str, kit: Kit) -> None:
     kit.buildah.config(ctr, user="root")
 
 
+def leftover_build_rock(root: Path, ctr: str, kit: Kit) -> None:
+    """A rock only a build needed, left in the tree (as luarocks leaves build_dependencies):
+    its module, rock_manifest and rockspec, and its entries in the tree's manifest."""
+    rocks = root / "usr/local/lib/luarocks/rocks-5.1"
+    module = "return {}\n"
+    write_file(root, "/usr/local/share/lua/5.1/qjt_buildtool.lua", module)
+    md5 = hashlib.md5(module.encode()).hexdigest()
+    write_file(
+        root,
+        "/usr/local/lib/luarocks/rocks-5.1/qjt-buildtool/1.0-1/rock_manifest",
+        f'rock_manifest = {{ lua = {{ ["qjt_buildtool.lua"] = "{md5}" }} }}\n',
+    )
+    write_file(
+        root,
+        "/usr/local/lib/luarocks/rocks-5.1/qjt-buildtool/1.0-1/qjt-buildtool-1.0-1.rockspec",
+        'package = "qjt-buildtool"\nversion = "1.0-1"\n',
+    )
+    manifest = rocks / "manifest"
+    text = manifest.read_text()
+    entry = '   ["qjt-buildtool"] = { ["1.0-1"] = { { arch = "installed" } } },\n'
+    text = text.replace("repository = {\n", "repository = {\n" + entry, 1)
+    text = text.replace(
+        "dependencies = {\n", 'dependencies = {\n   ["qjt-buildtool"] = { ["1.0-1"] = {} },\n', 1
+    )
+    manifest.write_text(text)
+
+
 FAULTS = [
+    Fault(
+        "leftover-build-only-rock",
+        leftover_build_rock,
+        frozenset({"rocks"}),
+        (("rocks", "qjt-buildtool 1.0-1 is installed but no rock needs it at runtime"),),
+    ),
     Fault(
         "cargo-executable",
         fake_cargo,
@@ -531,7 +564,7 @@ def test_json_report_of_the_good_image(
     usecases.write_json_report(good_report, str(path))
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data == json.loads(json.dumps(good_report.to_json()))
-    assert set(data) == {"image", "image_id", "target", "passed", "checks"}
+    assert set(data) == {"image", "image_id", "target", "passed", "checks", "provenance"}
     assert data["image"] == built.image_ref
     assert data["image_id"] == built.image_id and re.fullmatch(r"[0-9a-f]{64}", data["image_id"])
     assert data["target"] == "offline"
