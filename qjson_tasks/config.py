@@ -137,6 +137,11 @@ def is_local_server(server: str) -> bool:
     return not re.match(r"^https?://", server)
 
 
+def host_dir(server: str) -> str:
+    """A local server's directory on this machine."""
+    return server.removeprefix("file://")
+
+
 ImageRef = Annotated[str, AfterValidator(_image_ref)]
 ImageName = Annotated[str, AfterValidator(_image_name)]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]

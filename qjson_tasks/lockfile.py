@@ -15,9 +15,8 @@ from typing import Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qjson_tasks.config import Rock, Target
+from qjson_tasks.config import Target
 from qjson_tasks.errors import ConfigError
-from qjson_tasks.versions import Version
 
 LOCK_FORMAT = 1
 SHA256 = r"^([0-9a-f]{64})?$"
@@ -111,7 +110,7 @@ def stale_reason(target: Target, lock: Lock) -> str | None:
         entry = lock.entry(rock.name)
         if entry is None:
             return f"it has no entry for rock '{rock.name}'"
-        if not _allows(rock, entry.version):
+        if not rock.requirement.allows_text(entry.version):
             return f"it has {entry.label}, which does not satisfy '{rock.version}'"
         kind = "server" if rock.source_kind == "default" else rock.source_kind
         if entry.kind != kind:
@@ -121,13 +120,6 @@ def stale_reason(target: Target, lock: Lock) -> str | None:
     if lock.target != target.name:
         return f"it was written for target '{lock.target}'"
     return None
-
-
-def _allows(rock: Rock, version: str) -> bool:
-    try:
-        return rock.requirement.allows(Version.parse(version))
-    except ValueError:
-        return False
 
 
 def checked_lock(target: Target) -> Lock | None:

@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from qjson_tasks.config import Rock, Target, TargetConfig, is_local_server
+from qjson_tasks.config import Rock, Target, TargetConfig, host_dir, is_local_server
 from qjson_tasks.lockfile import Lock
 
 UNIT_REPOSITORY = "localhost/qjson-tasks/unit"
@@ -244,10 +244,6 @@ def server_path(server: str, name: str) -> str:
     """Where a server is found from inside the builder: remote URLs as they are, local
     directories under SERVER_DIR."""
     return f"{SERVER_DIR}/{name}" if is_local_server(server) else server
-
-
-def host_dir(server: str) -> str:
-    return server.removeprefix("file://")
 
 
 def rock_step(

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from qjson_tasks.config import Rock, Target, is_local_server
+from qjson_tasks.config import Rock, Target, host_dir, is_local_server
 from qjson_tasks.errors import RockError
 from qjson_tasks.lockfile import Lock, LockedRock
 from qjson_tasks.rockserver import artifact_url, best_version, read_url, server_versions
@@ -137,9 +137,9 @@ class Resolver:
         )
 
     def _from_server(self, dependency: Dependency, server: str, parent: str) -> _Resolved:
-        location = server.removeprefix("file://")
         local = is_local_server(server)
-        versions = server_versions(location if local else server, dependency.name)
+        location = host_dir(server) if local else server
+        versions = server_versions(location, dependency.name)
         chosen = best_version(versions, dependency)
         if chosen is None:
             have = ", ".join(v.version for v in versions) or "no version"
@@ -149,7 +149,7 @@ class Resolver:
             )
         arch = chosen.install_arch
         assert arch is not None
-        url = artifact_url(location if local else server, chosen.name, chosen.version, arch)
+        url = artifact_url(location, chosen.name, chosen.version, arch)
         data = read_url(url)
         if arch == "rockspec":
             spec_data, spec_where = data, url

@@ -9,10 +9,9 @@ import os
 import re
 from pathlib import Path
 
-from qjson_tasks.config import Target, is_local_server
+from qjson_tasks.config import Target, host_dir, is_local_server
 from qjson_tasks.errors import ConfigError
 from qjson_tasks.plan import LocalRock, RockFacts
-from qjson_tasks.versions import Version
 
 # Left out of a local rock's copy and digest: build outputs and VCS data.
 SOURCE_IGNORE = ("target", ".git", "*.rock")
@@ -71,13 +70,7 @@ def find_local_rock(target: Target, index: int = 0) -> LocalRock | None:
         names = ", ".join(p.name for p in found)
         raise ConfigError(f"{where}: no rockspec for rock '{rock.name}' in '{directory}' ({names})")
     requirement = rock.requirement
-    matching = []
-    for path in mine:
-        try:
-            if requirement.allows(Version.parse(_version_of(path, rock.name) or "")):
-                matching.append(path)
-        except ValueError:
-            continue
+    matching = [p for p in mine if requirement.allows_text(_version_of(p, rock.name) or "")]
     if not matching:
         versions = ", ".join(_version_of(p, rock.name) or "" for p in mine)
         raise ConfigError(
@@ -130,7 +123,7 @@ def rock_facts(target: Target, vendored: bool = False) -> tuple[RockFacts, ...]:
 
 
 def _server_dir_digest(target: Target, server: str, index: int | None) -> str:
-    path = Path(server.removeprefix("file://"))
+    path = Path(host_dir(server))
     if not path.is_dir():
         field = "luarocks.server" if index is None else target.config.rock_field(index, "source")
         raise ConfigError(f"{target.path}: {field}: '{path}' is not a directory")

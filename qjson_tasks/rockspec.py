@@ -36,12 +36,7 @@ class Dependency:
     def allows(self, version_text: str) -> bool:
         """Whether a version (e.g. '1.0-1') satisfies this dependency; versions Version
         can't read (scm-1, dev-1) only satisfy a dependency without a requirement."""
-        if self.requirement is None:
-            return True
-        try:
-            return self.requirement.allows(Version.parse(version_text))
-        except ValueError:
-            return False
+        return self.requirement is None or self.requirement.allows_text(version_text)
 
     def __str__(self) -> str:
         return self.name if self.requirement is None else f"{self.name} {self.requirement}"

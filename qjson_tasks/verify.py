@@ -180,7 +180,6 @@ def check_rocks(root: Path, prefix: PurePosixPath, target: Target) -> CheckResul
     what they need at runtime (a build-only dependency left in the tree fails)."""
     from qjson_tasks.errors import RockError
     from qjson_tasks.treemanifest import installed_rocks, runtime_closure
-    from qjson_tasks.versions import Version
 
     config = target.config
     manifest = prefix / "lib" / "luarocks" / f"rocks-{config.runtime.lua_version}" / "manifest"
@@ -200,11 +199,7 @@ def check_rocks(root: Path, prefix: PurePosixPath, target: Target) -> CheckResul
         if version is None:
             findings.append(f"{rock.name} is not installed")
             continue
-        try:
-            allowed = rock.requirement.allows(Version.parse(version))
-        except ValueError:
-            allowed = False
-        if not allowed:
+        if not rock.requirement.allows_text(version):
             findings.append(f"{rock.name} {version} does not satisfy '{rock.version}'")
     findings += [
         f"{name} {version} is installed but no rock needs it at runtime (a build-only dependency?)"

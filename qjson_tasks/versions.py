@@ -116,6 +116,14 @@ class Requirement:
     def allows(self, candidate: Version) -> bool:
         return all(c.allows(candidate) for c in self.constraints)
 
+    def allows_text(self, version: str) -> bool:
+        """Whether a version as luarocks writes it ('1.0-1') is allowed; one Version can't
+        read (scm-1, dev-1) never is."""
+        try:
+            return self.allows(Version.parse(version))
+        except ValueError:
+            return False
+
     @property
     def exact(self) -> Version | None:
         """The version when the requirement pins exactly one, else None."""
