@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,10 +29,12 @@ from qjson_tasks.config import Target
 from qjson_tasks.errors import ToolError
 from qjson_tasks.pipeline import BuildResult
 from qjson_tasks.runner import Runner, ShRunner
+from tests.conftest import PROJECT_DIR
 
 SUFFIX = uuid.uuid4().hex[:8]
 TEST_REPOSITORY = "localhost/qjson-tasks-test"
 OURS = "qjt-"
+DEMO_ROCK = PROJECT_DIR / "rocks" / "qjson-demo"
 ROOTLESS_SUITE = os.environ.get("QJT_ROOTLESS_SUITE") == "1"
 
 
@@ -83,6 +86,23 @@ class RealRunner:
         if self.refuse and self.refuse(list(argv)):
             raise ToolError(f"command failed (exit 125): {' '.join(argv)}", output="injected")
         return self.inner.run(argv, input=input, env=env, stream=stream)
+
+
+def changed_demo_rock(directory: Path, marker: str, rust: str = "") -> Path:
+    """A copy of the demo rock with one more line of Rust (its own units), plus `rust`."""
+    rock = directory / "rock"
+    shutil.copytree(DEMO_ROCK, rock, ignore=shutil.ignore_patterns("target"))
+    lib = rock / "src" / "lib.rs"
+    lib.write_text(lib.read_text() + f"\npub const QJT_{marker.upper()}: u32 = 1;\n{rust}\n")
+    return rock
+
+
+def offline_config_data(rock: Path, name: str) -> dict[str, Any]:
+    """The offline target's config as data, building `rock` into a test-only output."""
+    data = usecases.resolve_target("offline").config.model_dump(mode="json", exclude_none=True)
+    data["rocks"][0]["source"] = str(rock)
+    data["output"] = {"image": f"{TEST_REPOSITORY}/{name}-{SUFFIX}", "tag": "latest"}
+    return data
 
 
 def forget_rock_units(buildah: Buildah, target: Target) -> None:

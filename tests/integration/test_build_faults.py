@@ -12,7 +12,6 @@ wraps the real one and refuses that one buildah call.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,14 +33,12 @@ from qjson_tasks.runner import ShRunner
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import (
     OURS,
-    SUFFIX,
-    TEST_REPOSITORY,
     RealRunner,
+    changed_demo_rock,
     forget_rock_units,
+    offline_config_data,
     storage_mounts,
 )
-
-DEMO_ROCK = PROJECT_DIR / "rocks" / "qjson-demo"
 
 
 def unnamed_images(buildah: Buildah) -> set[str]:
@@ -68,13 +65,8 @@ def scenario(
         builder: Mapping[str, object] | None = None, rust: str = "", verify: str = ""
     ) -> Scenario:
         name = f"fault{uuid.uuid4().hex[:6]}"
-        rock = tmp_path / name / "rock"
-        shutil.copytree(DEMO_ROCK, rock, ignore=shutil.ignore_patterns("target"))
-        lib = rock / "src" / "lib.rs"
-        lib.write_text(lib.read_text() + f"\npub const QJT_{name.upper()}: u32 = 1;\n{rust}\n")
-        data = usecases.resolve_target("offline").config.model_dump(mode="json", exclude_none=True)
-        data["rocks"][0]["source"] = str(rock)
-        data["output"] = {"image": f"{TEST_REPOSITORY}/{name}-{SUFFIX}", "tag": "latest"}
+        rock = changed_demo_rock(tmp_path / name, name, rust)
+        data = offline_config_data(rock, name)
         data["builder"].update(builder or {})
         if verify:
             script = tmp_path / name / "smoke.lua"

@@ -9,7 +9,6 @@ and nothing is left behind.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import uuid
@@ -17,26 +16,24 @@ from pathlib import Path
 
 import tomli_w
 
-from qjson_tasks import usecases
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import load_target
 from qjson_tasks.pipeline import BuildResult
 from tests.conftest import PROJECT_DIR
-from tests.integration.conftest import OURS, SUFFIX, TEST_REPOSITORY, forget_rock_units
-
-DEMO_ROCK = PROJECT_DIR / "rocks" / "qjson-demo"
+from tests.integration.conftest import (
+    OURS,
+    changed_demo_rock,
+    forget_rock_units,
+    offline_config_data,
+)
 
 
 def write_target(tmp: Path, name: str, change: str) -> Path:
     """A config building a changed copy of the demo rock into a test-only output."""
-    rock = tmp / f"rock-{change}"
+    rock = tmp / f"rock-{change}" / "rock"
     if not rock.exists():
-        shutil.copytree(DEMO_ROCK, rock, ignore=shutil.ignore_patterns("target"))
-        lib = rock / "src" / "lib.rs"
-        lib.write_text(lib.read_text() + f"\npub const QJT_{change.upper()}: u32 = 1;\n")
-    data = usecases.resolve_target("offline").config.model_dump(mode="json", exclude_none=True)
-    data["rocks"][0]["source"] = str(rock)
-    data["output"] = {"image": f"{TEST_REPOSITORY}/{name}-{SUFFIX}", "tag": "latest"}
+        changed_demo_rock(rock.parent, change)
+    data = offline_config_data(rock, name)
     path = tmp / f"{name}.toml"
     path.write_text(tomli_w.dumps(data))
     return path

@@ -3,7 +3,6 @@ same inputs give the same image ID."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,7 @@ from qjson_tasks.config import Target
 from qjson_tasks.pipeline import BuildResult, image_index
 from qjson_tasks.plan import UNIT_REPOSITORY
 from tests.conftest import PROJECT_DIR
-from tests.integration.conftest import retarget
-
-DEMO_ROCK = PROJECT_DIR / "rocks" / "qjson-demo"
+from tests.integration.conftest import DEMO_ROCK, changed_demo_rock, retarget
 
 
 def unit_image(result: BuildResult, kind: str) -> str:
@@ -37,10 +34,7 @@ def test_a_second_build_skips_every_unit(
 @pytest.fixture
 def changed_rock(tmp_path: Path, offline_target: Target) -> Target:
     """The offline target building a copy of the demo rock with one more line of Rust."""
-    copy = tmp_path / "qjson-demo"
-    shutil.copytree(DEMO_ROCK, copy, ignore=shutil.ignore_patterns("target"))
-    lib = copy / "src" / "lib.rs"
-    lib.write_text(lib.read_text() + "\npub const QJT_CHANGED: u32 = 1;\n")
+    copy = changed_demo_rock(tmp_path, "changed")
     config = offline_target.config
     rock = config.rock.model_copy(update={"source": str(copy)})
     changed = Target("offline", offline_target.path, config.model_copy(update={"rocks": (rock,)}))
