@@ -1,7 +1,8 @@
 """Invoke tasks: build and verify Rust-free LuaJIT runtime images carrying a Rust-built rock.
 
 Each task is a few lines: flags in, a use case from qjson_tasks.usecases, one line out.
-Errors a user can act on become a single `ERROR ...` line and a non-zero exit.
+Errors a user can act on become a single `ERROR ...` line and a non-zero exit. Tasks import
+the use cases (pydantic and all) when they run, so listing the tasks doesn't wait for them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 
 from invoke import Exit, task
 
-from qjson_tasks import rootless, usecases
-from qjson_tasks.config import Overrides
+from qjson_tasks import DEFAULT_TARGET, rootless
+from qjson_tasks.buildah import start_image_listing
 from qjson_tasks.errors import QjsonTasksError
 
-TARGET_HELP = f"target name: a file config/NAME.toml (default: {usecases.DEFAULT_TARGET})"
+TARGET_HELP = f"target name: a file config/NAME.toml (default: {DEFAULT_TARGET})"
 CONFIG_HELP = "path of a target config file, instead of --target"
 INTERRUPTED = (
     "ERROR interrupted; working containers were removed unless --keep-on-failure was given"
@@ -58,6 +59,8 @@ def cli(needs_mount: bool = False) -> Callable[[Callable[..., Any]], Callable[..
 @cli()
 def targets(c):
     """List the targets in config/ with a one-line summary."""
+    from qjson_tasks import usecases
+
     for line in usecases.describe_targets():
         print(line)
 
@@ -66,6 +69,8 @@ def targets(c):
 @cli()
 def show(c, target=None, config=None):
     """Print a target's resolved config as TOML."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target, config)
     for line in usecases.floating_warnings(resolved):
         print(line, file=sys.stderr)
@@ -82,6 +87,8 @@ def show(c, target=None, config=None):
 @cli(needs_mount=True)
 def base_image(c, target=None, config=None, rebuild=False):
     """Make a target's runtime base image from Debian packages (debootstrap)."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target, config)
     image_id = usecases.make_base_image(resolved, usecases.make_tools(resolved), rebuild)
     print(f"{resolved.config.runtime.base_image} {image_id}")
@@ -118,9 +125,12 @@ def build_runtime(
     vendor=None,
 ):
     """Build a target's Rust-free runtime image (builder stage + copied rock tree)."""
-    overrides = Overrides(base_image, builder_image, tag, rock_source)
+    listing = start_image_listing()
+    from qjson_tasks import usecases  # loads pydantic and the config code meanwhile
+
+    overrides = usecases.Overrides(base_image, builder_image, tag, rock_source)
     resolved = usecases.resolve_target(target, config, overrides)
-    tools = usecases.make_tools(resolved, keep=keep_on_failure)
+    tools = usecases.make_tools(resolved, keep=keep_on_failure, listing=listing)
     result = usecases.run_build(
         resolved, tools, verify=verify, rebuild=rebuild, update_lock=update_lock, vendor=vendor
     )
@@ -131,6 +141,8 @@ def build_runtime(
 @cli()
 def lock(c, target=None, config=None):
     """Resolve every rock and its dependencies; write config/NAME.lock with sha256 hashes."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target, config)
     written = usecases.lock_target(resolved)
     for rock in written.rocks:
@@ -148,6 +160,8 @@ def lock(c, target=None, config=None):
 @cli(needs_mount=True)
 def vendor(c, directory, target=None, config=None):
     """Download every locked rock into DIRECTORY with a luarocks manifest, for offline builds."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target, config)
     names = usecases.vendor_target(resolved, usecases.make_tools(resolved), Path(directory))
     for name in names:
@@ -158,6 +172,8 @@ def vendor(c, directory, target=None, config=None):
 @cli()
 def plan(c, target=None, config=None):
     """Print the build units (name-hash, inputs, dependencies, status) as TOML; runs nothing."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target, config)
     print(usecases.plan_toml(resolved, usecases.make_tools(resolved)), end="")
 
@@ -166,6 +182,8 @@ def plan(c, target=None, config=None):
 @cli()
 def clean(c, all=False):
     """Remove unit images no current target uses (with --all: every unit image and cache)."""
+    from qjson_tasks import usecases
+
     removed = usecases.clean_units(usecases.make_tools(None), everything=all)
     for name in removed:
         print(f"removed {name}")
@@ -183,6 +201,8 @@ def clean(c, all=False):
 @cli(needs_mount=True)
 def verify(c, target=None, config=None, image=None, json=None):
     """Prove an image is Rust-free and works: checks with a table, exit 0 only if all pass."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target, config)
     report = usecases.run_verify(resolved, usecases.make_tools(resolved), image)
     print(report.table())
@@ -205,6 +225,8 @@ def verify(c, target=None, config=None, image=None, json=None):
 @cli()
 def containerfile(c, target=None, config=None, write=False):
     """Render the equivalent multi-stage Containerfile (for docker/podman build)."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target, config)
     text = usecases.render_containerfile(resolved)
     if write:
@@ -220,6 +242,8 @@ def containerfile(c, target=None, config=None, write=False):
 @cli()
 def pin(c, target=None, config=None):
     """Pin the target's floating image tags to the local images' digests, in its config file."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target, config)
     for line in usecases.pin_target(resolved, usecases.make_tools(resolved)):
         print(line)
@@ -235,6 +259,8 @@ def pin(c, target=None, config=None):
 @cli(needs_mount=True)
 def bench(c, target=None, repeat=3, out="bench"):
     """Time cold/warm/rock-change builds against `buildah build --layers`; write the results."""
+    from qjson_tasks import usecases
+
     resolved = usecases.resolve_target(target)
     tools = usecases.make_tools(resolved)
     print(usecases.run_benchmark(resolved, tools, int(repeat), Path(out)), end="")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import tomli_w
 
-from qjson_tasks import lockfile, locks, pinning, rootless
+from qjson_tasks import DEFAULT_TARGET, lockfile, locks, pinning, rootless
 from qjson_tasks.baseimage import build_base_image
-from qjson_tasks.buildah import Buildah
+from qjson_tasks.buildah import Buildah, ImageListing
 from qjson_tasks.config import (
     Overrides,
     Target,
@@ -55,7 +55,6 @@ from qjson_tasks.verify import VerifyReport, smoke_scripts, verify_image
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_DIR / "config"
 CONTAINERFILE_DIR = PROJECT_DIR / "containerfiles"
-DEFAULT_TARGET = "offline"
 
 
 def log(message: str) -> None:
@@ -68,12 +67,19 @@ class Tools:
     buildah: Buildah
 
 
-def make_tools(target: Target | None, keep: bool = False, runner: Runner | None = None) -> Tools:
+def make_tools(
+    target: Target | None,
+    keep: bool = False,
+    runner: Runner | None = None,
+    listing: ImageListing | None = None,
+) -> Tools:
+    """The runner and buildah facade a task uses; `listing` is an image listing already
+    started (see start_image_listing)."""
     if runner is None:
         require("buildah")
         runner = ShRunner()
     isolation = target.config.buildah.isolation if target else "chroot"
-    return Tools(runner, Buildah(runner, isolation=isolation, keep=keep))
+    return Tools(runner, Buildah(runner, isolation=isolation, keep=keep, listing=listing))
 
 
 def resolve_target(
@@ -344,6 +350,7 @@ def run_benchmark(target: Target, tools: Tools, repeat: int, out_dir: Path) -> s
             raise VerificationError(f"the bench image failed verification\n{report.summary()}")
         return time.perf_counter() - start
 
+    bench.compile_bytecode(PROJECT_DIR)
     with tempfile.TemporaryDirectory(prefix="qjt-bench-") as tmp:
         setup = bench.prepare(target, Path(tmp), PROJECT_DIR)
         run = bench.BenchRun(

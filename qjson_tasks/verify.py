@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -317,8 +316,11 @@ def check_contract(
     return CheckResult("contract", not findings, detail, tuple(findings))
 
 
+DEFAULT_SMOKE_SCRIPT = Path(__file__).parent / "smoke" / "default.lua"
+
+
 def default_smoke_script() -> str:
-    return resources.files("qjson_tasks").joinpath("smoke/default.lua").read_text("utf-8")
+    return DEFAULT_SMOKE_SCRIPT.read_text("utf-8")
 
 
 def _read_smoke(target: Target, field: str, configured: str) -> str:

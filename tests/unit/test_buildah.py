@@ -1,13 +1,16 @@
-"""The buildah facade's own behaviour: retrying a run whose chroot setup raced."""
+"""The buildah facade's own behaviour: retrying a run whose chroot setup raced, and an
+image listing started ahead of time."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
-from qjson_tasks.buildah import CHROOT_SETUP_RACE, RUN_ATTEMPTS, Buildah
+from qjson_tasks.buildah import CHROOT_SETUP_RACE, RUN_ATTEMPTS, Buildah, start_image_listing
 from qjson_tasks.errors import ToolError
+from tests.unit.fakes import FakeRunner, is_call
 
 
 class FlakyRunner:
@@ -49,3 +52,29 @@ def test_any_other_failure_is_not_retried() -> None:
     with pytest.raises(ToolError, match="could not compile"):
         Buildah(runner).run("ctr", ["cargo", "build"])
     assert len(runner.calls) == 1
+
+
+def test_a_started_listing_answers_the_first_images_call_only(tmp_path: Path) -> None:
+    runner = FakeRunner(tmp_path, images={"localhost/base:1": "b" * 64})
+    listing = start_image_listing(runner)
+    buildah = Buildah(runner, listing=listing)
+
+    assert buildah.images() == [{"id": "b" * 64, "names": ["localhost/base:1"]}]
+    assert runner.subcommands() == ["images"]  # the started one, not a second
+    runner.images["localhost/new:1"] = "n" * 64
+    assert {i["id"] for i in buildah.images()} == {"b" * 64, "n" * 64}
+    assert runner.subcommands() == ["images", "images"]
+
+
+def test_an_intermediate_listing_does_not_take_the_started_one(tmp_path: Path) -> None:
+    runner = FakeRunner(tmp_path)
+    buildah = Buildah(runner, listing=start_image_listing(runner))
+    buildah.images(intermediate=True)
+    assert runner.calls[-1][:3] == ["buildah", "images", "--all"]
+
+
+def test_a_failed_started_listing_raises_where_its_answer_is_taken(tmp_path: Path) -> None:
+    runner = FakeRunner(tmp_path, fail_on=is_call("buildah", "images"))
+    buildah = Buildah(runner, listing=start_image_listing(runner))
+    with pytest.raises(ToolError, match="buildah images"):
+        buildah.images()

@@ -41,6 +41,17 @@ def test_bad_input_is_one_error_line(args: tuple[str, ...], expected: str) -> No
     assert len(lines) == 1 and expected in lines[0], result.stderr
 
 
+def test_loading_the_tasks_leaves_pydantic_and_the_use_cases_for_later() -> None:
+    # What a build does before its first buildah query, and all `invoke --list` needs.
+    probe = "import sys, tasks; print(sorted(m for m in sys.modules if m.split('.')[0] in"
+    probe += " ('pydantic', 'qjson_tasks')))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    ).stdout
+    assert "pydantic" not in loaded
+    assert "qjson_tasks.usecases" not in loaded and "qjson_tasks.config" not in loaded
+
+
 def test_targets_lists_every_config() -> None:
     result = invoke("targets")
     assert result.returncode == 0
