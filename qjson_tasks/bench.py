@@ -85,7 +85,7 @@ def prepare(target: Target, workdir: Path, project_dir: Path) -> BenchSetup:
     if not libs:
         raise ConfigError(f"{target.path}: rock.source: no src/lib.rs to change in the bench")
     data = config.model_dump(mode="json", exclude_none=True)
-    data["rock"]["source"] = str(rock_copy)
+    data["rocks"][0]["source"] = str(rock_copy)
     data["output"] = {"image": f"{BENCH_REPOSITORY}/{target.name}", "tag": "qjson-tasks"}
     config_path = workdir / f"{target.name}.toml"
     config_path.write_text(tomli_w.dumps(data), encoding="utf-8")

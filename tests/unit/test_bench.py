@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from qjson_tasks import bench
+from qjson_tasks.config import load_target
+from qjson_tasks.usecases import resolve_target
+from tests.conftest import PROJECT_DIR
 
 
 def results(warm_ours: float = 0.4, warm_theirs: float = 4.0) -> dict[str, Any]:
@@ -68,3 +71,13 @@ def test_the_readme_section_between_the_markers_is_replaced(tmp_path: Path) -> N
     plain.write_text("no markers\n")
     assert not bench.update_readme(plain, "x")
     assert plain.read_text() == "no markers\n"
+
+
+def test_the_bench_builds_its_own_copy_of_the_rock_under_its_own_name(tmp_path: Path) -> None:
+    setup = bench.prepare(resolve_target("offline"), tmp_path, PROJECT_DIR)
+    copy = load_target(setup.config_path).config
+    assert copy.rock.source == str(tmp_path / "rock")
+    assert setup.rock_lib == tmp_path / "rock" / "src" / "lib.rs" and setup.rock_lib.is_file()
+    assert copy.output.reference.startswith(f"{bench.BENCH_REPOSITORY}/")
+    # The Containerfile's build context is the scratch directory holding the copy.
+    assert "COPY rock/ /qjson-src/qjson-demo/" in setup.containerfile.read_text()
