@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from qjson_tasks import locks
+from qjson_tasks import labelmemo, locks
 from qjson_tasks.baseimage import build_base_image
 from qjson_tasks.buildah import Buildah, image_config
 from qjson_tasks.config import Target
@@ -300,6 +300,15 @@ def image_labels(buildah: Buildah, ref: str) -> dict[str, str]:
     return dict(image_config(info).get("Labels") or {})
 
 
+def labels_by_id(buildah: Buildah, image_id: str) -> dict[str, str]:
+    """An image's labels: remembered for its ID (see labelmemo), else inspected."""
+    labels = labelmemo.recall(image_id)
+    if labels is None:
+        labels = image_labels(buildah, image_id)
+        labelmemo.remember(image_id, labels)
+    return labels
+
+
 def _as_int(text: str | None) -> int:
     try:
         return int(text or 0)
@@ -469,7 +478,7 @@ def build(
         elif index.get(plan.output_ref, ImageFacts("", "")).image_id != image_id:
             with step("tag", log, keep):
                 retag(plan, buildah, image_id, (), log)
-    labels = image_labels(buildah, image_id)
+    labels = labels_by_id(buildah, image_id)
     return BuildResult(
         image_ref=plan.output_ref,
         image_id=image_id,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tomli_w
 
-from qjson_tasks import DEFAULT_TARGET, lockfile, locks, pinning, rootless
+from qjson_tasks import DEFAULT_TARGET, labelmemo, lockfile, locks, pinning, rootless
 from qjson_tasks.baseimage import build_base_image
 from qjson_tasks.buildah import Buildah, ImageListing
 from qjson_tasks.config import (
@@ -285,6 +285,7 @@ def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -
         for cache in cargo_caches():
             shutil.rmtree(cache, ignore_errors=True)
             removed.append(str(cache))
+    labelmemo.forget_all_but(i.image_id for i in image_index(tools.buildah).values())
     return removed
 
 

@@ -39,6 +39,7 @@ class FakeRunner:
     live_mounts: set[str] = field(default_factory=set)
     container_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     image_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    sha256_ids: bool = False  # commits get IDs shaped like buildah's (64 hex digits)
 
     def run(
         self,
@@ -84,7 +85,7 @@ class FakeRunner:
             self.live_mounts.discard(args[-1])
             return ""
         if sub == "commit":
-            image_id = f"id{len(self.calls):062d}"
+            image_id = f"{len(self.calls):064x}" if self.sha256_ids else f"id{len(self.calls):062d}"
             names = [a for a in args if not a.startswith("-") and "/" in a]
             self.image_labels[image_id] = self.container_labels.get(args[-1 - bool(names)], {})
             if names:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qjson_tasks import pipeline
+from qjson_tasks import labelmemo, pipeline
 from qjson_tasks.buildah import Buildah
 from qjson_tasks.config import Target, find_target
 from qjson_tasks.errors import StepError
@@ -147,6 +147,22 @@ def test_a_second_build_with_the_same_inputs_builds_nothing(
     assert again.image_id == first.image_id
     assert again.rock_version == "0.1.0-1"
     assert set(runner.subcommands()) <= {"inspect", "images"}
+
+
+def test_a_build_where_nothing_changed_asks_buildah_one_thing(
+    target: Target, mount_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image listing; the summary's labels come from the memo the first build wrote."""
+    monkeypatch.setattr(labelmemo, "memo_dir", lambda: tmp_path / "labels")
+    runner = make_runner(mount_root, sha256_ids=True)
+    first = run_build(target, runner)
+    assert labelmemo.recall(first.image_id) is not None
+    runner.calls.clear()
+
+    again = run_build(target, runner)
+    assert again.built == ()
+    assert runner.subcommands() == ["images"]
+    assert (again.rock_version, again.files_added) == (first.rock_version, first.files_added)
 
 
 def test_rebuild_builds_every_unit_again(target: Target, mount_root: Path) -> None:
