@@ -122,8 +122,11 @@ def compile_bytecode(project_dir: Path) -> None:
 
 
 def qjson_tasks_build(setup: BenchSetup, project_dir: Path) -> list[str]:
+    """`invoke build-runtime` as run.sh runs it: the environment's `invoke` script."""
+    script = Path(sys.executable).parent / "invoke"
+    invoke = [str(script)] if script.is_file() else [sys.executable, "-m", "invoke"]
     return [
-        sys.executable, "-m", "invoke", "--search-root", str(project_dir),
+        *invoke, "--search-root", str(project_dir),
         "build-runtime", "--config", str(setup.config_path),
     ]  # fmt: skip
 
