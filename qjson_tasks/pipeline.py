@@ -33,6 +33,8 @@ from qjson_tasks.plan import (
     RockFacts,
     RockStep,
     Unit,
+    cargo_download_mounts,
+    cargo_home,
     make_plan,
 )
 from qjson_tasks.rocksource import ignored, rock_facts, server_digest
@@ -295,6 +297,10 @@ def discard_if_unnamed(buildah: Buildah, image_id: str | None) -> bool:
     return False
 
 
+def _image_env(buildah: Buildah, ref: str) -> list[str]:
+    return list(image_config(buildah.inspect_image(ref) or {}).get("Env") or [])
+
+
 def image_labels(buildah: Buildah, ref: str) -> dict[str, str]:
     info = buildah.inspect_image(ref) or {}
     return dict(image_config(info).get("Labels") or {})
@@ -339,8 +345,11 @@ def build_rock_tree(
                 # The locked files are the builder's only rock server.
                 buildah.copy(builder, str(vendored), VENDOR_DIR)
                 buildah.run(builder, plan.make_manifest, user=BUILD_USER)
+            downloads = cargo_download_mounts(
+                plan.builder, cargo_home(_image_env(buildah, plan.builder.image), plan.rock_env)
+            )
             for rock in plan.rocks:
-                _install_rock(plan, buildah, builder, rock)
+                _install_rock(plan, buildah, builder, replace(rock, mounts=rock.mounts + downloads))
         with step("mount builder", log, keep):
             root = scope.enter_context(buildah.mounted(builder))
         with step("rock tree", log, keep):

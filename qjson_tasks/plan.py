@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from qjson_tasks.config import Rock, Target, TargetConfig, host_dir, is_local_server
@@ -325,6 +325,25 @@ def cache_mounts(builder: Unit, step: RockStep) -> tuple[str, ...]:
         return ()
     cache_id = f"{CACHE_PREFIX}{builder.hash}-{step.name}-target"
     return (f"type=cache,target={step.workdir}/target,id={cache_id},sharing=locked",)
+
+
+def cargo_home(image_env: Sequence[str], rock_env: Mapping[str, str]) -> str:
+    """Where cargo keeps its downloads in a rock build: CARGO_HOME, else $HOME/.cargo, from
+    the config's builder env over the builder image's; HOME of the build user (root) last."""
+    env = dict(entry.partition("=")[::2] for entry in image_env) | dict(rock_env)
+    if env.get("CARGO_HOME"):
+        return env["CARGO_HOME"].rstrip("/") or "/"
+    return f"{(env.get('HOME') or '/root').rstrip('/')}/.cargo"
+
+
+def cargo_download_mounts(builder: Unit, home: str) -> tuple[str, ...]:
+    """Cargo's registry and git checkouts survive between rock builds (same builder), so a
+    changed rock doesn't download its crates again. Every rock's install gets them."""
+    return tuple(
+        f"type=cache,target={home}/{part},id={CACHE_PREFIX}{builder.hash}-cargo-{part}"
+        ",sharing=locked"
+        for part in ("registry", "git")
+    )
 
 
 def _rock_inputs(rock: Rock, facts: RockFacts) -> dict[str, object]:

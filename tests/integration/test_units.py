@@ -31,14 +31,18 @@ def test_a_second_build_skips_every_unit(
     assert tools.buildah.image_id(built.image_ref) == built.image_id
 
 
+def building(offline_target: Target, rock_dir: Path, name: str) -> Target:
+    """The offline target building the rock in rock_dir, into outputs of its own."""
+    config = offline_target.config
+    rock = config.rock.model_copy(update={"source": str(rock_dir)})
+    changed = Target("offline", offline_target.path, config.model_copy(update={"rocks": (rock,)}))
+    return retarget(changed, name)
+
+
 @pytest.fixture
 def changed_rock(tmp_path: Path, offline_target: Target) -> Target:
     """The offline target building a copy of the demo rock with one more line of Rust."""
-    copy = changed_demo_rock(tmp_path, "changed")
-    config = offline_target.config
-    rock = config.rock.model_copy(update={"source": str(copy)})
-    changed = Target("offline", offline_target.path, config.model_copy(update={"rocks": (rock,)}))
-    return retarget(changed, "changed-rock")
+    return building(offline_target, changed_demo_rock(tmp_path, "changed"), "changed-rock")
 
 
 @pytest.fixture
@@ -104,3 +108,53 @@ def test_clean_removes_units_no_target_uses_and_keeps_the_rest(
         assert unit_image(built, kind) in names
     # The output image keeps its name; only the unit name went.
     assert names[result.image_ref].image_id == result.image_id
+
+
+# Appends a line to a file in cargo's registry directory before building, and installs a
+# copy of that file: what the next build of the rock saw there shows in its tree.
+COUNTING_BUILD = (
+    'build_command = [[home="${CARGO_HOME:-$HOME/.cargo}"; mkdir -p "$home/registry";'
+    ' echo "$$" >> "$home/registry/qjt-builds"; cargo build --release --offline]],'
+)
+COUNTING_INSTALL = (
+    'cp "${CARGO_HOME:-$HOME/.cargo}/registry/qjt-builds" "$(LUADIR)/qjt-builds.txt";\n'
+)
+
+
+def builds_seen(buildah: Buildah, result: BuildResult, tree: str) -> list[str]:
+    unit = unit_image(result, "rock-tree")
+    with buildah.container(unit, "qjt-test-registry") as ctr, buildah.mounted(ctr) as root:
+        text = (root / tree.lstrip("/") / "share/lua/5.1/qjt-builds.txt").read_text()
+    return text.split()
+
+
+def test_cargo_downloads_survive_between_rock_builds(
+    tmp_path: Path,
+    offline_target: Target,
+    tools: usecases.Tools,
+    forget_units: list[str],
+) -> None:
+    rock = changed_demo_rock(tmp_path, "registry")
+    spec = next((rock / "rockspec").glob("*.rockspec"))
+    text = spec.read_text()
+    plain = 'build_command = "cargo build --release --offline",'
+    install = "    install_command = [[\n"
+    assert plain in text and install in text
+    text = text.replace(plain, COUNTING_BUILD)
+    spec.write_text(text.replace(install, install + COUNTING_INSTALL))
+    counting = building(offline_target, rock, "cargo-registry")
+    tree = offline_target.config.staging.tree
+
+    # Unverified, a runtime image gets only the output name, no unit name.
+    first = usecases.run_build(counting, tools, verify=False)
+    forget_units.append(unit_image(first, "rock-tree"))
+    lib = rock / "src" / "lib.rs"
+    lib.write_text(lib.read_text() + "\npub const QJT_REGISTRY_AGAIN: u32 = 2;\n")
+    second = usecases.run_build(counting, tools, verify=False)
+    forget_units.append(unit_image(second, "rock-tree"))
+
+    assert second.built == ("rock-tree", "runtime")
+    seen_first = builds_seen(tools.buildah, first, tree)
+    seen_second = builds_seen(tools.buildah, second, tree)
+    # The second build found everything the first left there, plus its own line.
+    assert seen_second[:-1] == seen_first and len(seen_second) == len(seen_first) + 1

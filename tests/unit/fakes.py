@@ -40,6 +40,7 @@ class FakeRunner:
     container_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     image_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     sha256_ids: bool = False  # commits get IDs shaped like buildah's (64 hex digits)
+    image_env: list[str] = field(default_factory=list)  # every image's config Env
 
     def run(
         self,
@@ -69,7 +70,10 @@ class FakeRunner:
                 )
             image_id = self.images.get(ref, ref)
             labels = self.image_labels.get(image_id, {})
-            config = {"config": {"Labels": labels}, "created": "1970-01-01T00:00:00Z"}
+            config = {
+                "config": {"Labels": labels, "Env": self.image_env},
+                "created": "1970-01-01T00:00:00Z",
+            }
             return json.dumps({"FromImageID": image_id, "OCIv1": config})
         if sub == "from":
             name = args[args.index("--name") + 1]

@@ -165,6 +165,23 @@ def test_a_build_where_nothing_changed_asks_buildah_one_thing(
     assert (again.rock_version, again.files_added) == (first.rock_version, first.files_added)
 
 
+def test_every_rock_install_keeps_cargo_downloads_in_the_builder_images_cargo_home(
+    target: Target, mount_root: Path
+) -> None:
+    runner = make_runner(mount_root, image_env=["PATH=/usr/bin", "CARGO_HOME=/usr/local/cargo"])
+    result = run_build(target, runner)
+    runs = [c for c in runner.calls if is_call("buildah", "run")(c)]
+    installs = [c for c in runs if c[c.index("--") + 1] == "luarocks"]
+    assert len(installs) == 1
+    builder_hash = result.units["builder"].removeprefix("builder-")
+    for part in ("registry", "git"):
+        mount = (
+            f"type=cache,target=/usr/local/cargo/{part},"
+            f"id=qjson-tasks-{builder_hash}-cargo-{part},sharing=locked"
+        )
+        assert all(mount in call for call in installs)
+
+
 def test_rebuild_builds_every_unit_again(target: Target, mount_root: Path) -> None:
     runner = make_runner(mount_root)
     run_build(target, runner)

@@ -16,7 +16,7 @@ import tomli_w
 
 from qjson_tasks.config import Target, find_target
 from qjson_tasks.lockfile import Lock, LockedRock
-from qjson_tasks.plan import BuildPlan, ImageFacts, PlanInputs, RockFacts, make_plan
+from qjson_tasks.plan import BuildPlan, ImageFacts, PlanInputs, RockFacts, cargo_home, make_plan
 from qjson_tasks.rocksource import find_local_rock, rock_facts, server_digest, source_digest
 from tests.conftest import PROJECT_DIR
 
@@ -287,3 +287,21 @@ def test_a_second_rock_moves_the_rock_tree_not_the_builder() -> None:
     one, two = plan_for(), plan_for(multi())
     assert one.builder.hash == two.builder.hash
     assert one.rock_tree.hash != two.rock_tree.hash
+
+
+@pytest.mark.parametrize(
+    ("image_env", "rock_env", "home"),
+    [
+        ([], {}, "/root/.cargo"),
+        (["HOME=/home/build"], {}, "/home/build/.cargo"),
+        (["CARGO_HOME=/usr/local/cargo", "HOME=/home/build"], {}, "/usr/local/cargo"),
+        (["CARGO_HOME=/usr/local/cargo"], {"CARGO_HOME": "/cargo/"}, "/cargo"),
+        (["CARGO_HOME=/usr/local/cargo"], {"HOME": "/elsewhere"}, "/usr/local/cargo"),
+        (["PATH=/bin"], {"HOME": "/elsewhere"}, "/elsewhere/.cargo"),
+        (["CARGO_HOME="], {}, "/root/.cargo"),
+    ],
+)
+def test_cargo_home_is_where_cargo_puts_its_downloads_in_a_rock_build(
+    image_env: list[str], rock_env: dict[str, str], home: str
+) -> None:
+    assert cargo_home(image_env, rock_env) == home
