@@ -290,8 +290,8 @@ def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -
 
 
 def cargo_caches() -> list[Path]:
-    """buildah's cache mounts of ours (cargo target directories): under $TMPDIR, /var/tmp and
-    the TMPDIR a rootless run gets inside `buildah unshare`."""
+    """buildah's cache mounts of ours (cargo target directories and downloads): under
+    $TMPDIR, /var/tmp and the TMPDIR a rootless run gets inside `buildah unshare`."""
     places = {
         Path(os.environ.get("TMPDIR") or "/var/tmp"),
         Path("/var/tmp"),

@@ -69,14 +69,33 @@ def test_a_rock_change_rebuilds_only_the_rock_tree_and_the_runtime(
     assert result.verification is not None and result.verification.passed
 
 
-def test_the_same_inputs_give_the_same_image_id(
-    built: BuildResult, changed_rock: Target, tools: usecases.Tools, forget_units: list[str]
+@pytest.fixture
+def offline_only(tmp_path: Path) -> Path:
+    """A config directory whose only target is the offline one: `invoke clean` with it
+    counts every unit of another rock as unused."""
+    configs = tmp_path / "config"
+    configs.mkdir()
+    text = (PROJECT_DIR / "config" / "offline.toml").read_text()
+    relative = 'source = "../rocks/qjson-demo"'
+    assert relative in text
+    (configs / "offline.toml").write_text(text.replace(relative, f'source = "{DEMO_ROCK}"'))
+    return configs
+
+
+def test_the_same_inputs_give_the_same_image_id_again_after_invoke_clean(
+    built: BuildResult,
+    changed_rock: Target,
+    tools: usecases.Tools,
+    forget_units: list[str],
+    offline_only: Path,
 ) -> None:
     first = usecases.run_build(changed_rock, tools)
-    forget_units += [unit_image(first, "rock-tree"), unit_image(first, "runtime")]
-    # Forget the rock tree and the runtime: cargo builds again, buildah commits again.
-    for name in forget_units:
-        tools.buildah.rmi(name)
+    units = [unit_image(first, "rock-tree"), unit_image(first, "runtime")]
+    forget_units += units
+    assert usecases.run_build(changed_rock, tools).image_id == first.image_id
+    # `invoke clean` forgets the rock tree and the runtime: cargo builds again, buildah
+    # commits again.
+    assert set(units) <= set(usecases.clean_units(tools, False, config_dir=offline_only))
 
     second = usecases.run_build(changed_rock, tools)
     assert second.built == ("rock-tree", "runtime")
@@ -87,20 +106,14 @@ def test_clean_removes_units_no_target_uses_and_keeps_the_rest(
     built: BuildResult,
     changed_rock: Target,
     tools: usecases.Tools,
-    tmp_path: Path,
     forget_units: list[str],
+    offline_only: Path,
 ) -> None:
     result = usecases.run_build(changed_rock, tools)
     orphans = [unit_image(result, "rock-tree"), unit_image(result, "runtime")]
     forget_units += orphans
-    configs = tmp_path / "config"
-    configs.mkdir()
-    text = (PROJECT_DIR / "config" / "offline.toml").read_text()
-    relative = 'source = "../rocks/qjson-demo"'
-    assert relative in text
-    (configs / "offline.toml").write_text(text.replace(relative, f'source = "{DEMO_ROCK}"'))
 
-    removed = usecases.clean_units(tools, everything=False, config_dir=configs)
+    removed = usecases.clean_units(tools, everything=False, config_dir=offline_only)
 
     assert set(orphans) <= set(removed)
     names = image_index(tools.buildah)
