@@ -34,6 +34,11 @@ def image_config(info: Mapping[str, Any]) -> dict[str, Any]:
     return dict((info.get("OCIv1") or {}).get("config") or {})
 
 
+def env_map(env: Sequence[str] | None) -> dict[str, str]:
+    """An OCI config's Env list (`KEY=value` entries) as a mapping."""
+    return dict(item.split("=", 1) for item in env or () if "=" in item)
+
+
 ImageListing = Future[list[dict[str, Any]]]
 
 

@@ -18,15 +18,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from qjson_tasks.errors import ToolError
-from qjson_tasks.locks import lock_dir, private_dir
+from qjson_tasks.locks import private_dir, user_dir
 
 _IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def memo_dir() -> Path:
-    """/var/tmp/qjson-tasks-labels-<uid>, next to the user's lock directory."""
-    locks = lock_dir()
-    return locks.with_name(locks.name.replace("-locks-", "-labels-"))
+    return user_dir("labels")
 
 
 def recall(image_id: str, directory: Path | None = None) -> dict[str, str] | None:

@@ -36,10 +36,15 @@ def real_uid() -> int:
     return int(value) if value.isdigit() else os.getuid()
 
 
+def user_dir(kind: str, uid: int | None = None) -> Path:
+    """/var/tmp/qjson-tasks-<kind>-<uid> (the real user's by default): one fixed place per
+    user, so two jobs of that user always meet there, whatever their environment
+    (XDG_RUNTIME_DIR and the like) says."""
+    return Path("/var/tmp") / f"qjson-tasks-{kind}-{real_uid() if uid is None else uid}"
+
+
 def lock_dir() -> Path:
-    """/var/tmp/qjson-tasks-locks-<uid>: one fixed place per user, so two jobs of that user
-    always meet there, whatever their environment (XDG_RUNTIME_DIR and the like) says."""
-    return Path("/var/tmp") / f"qjson-tasks-locks-{real_uid()}"
+    return user_dir("locks")
 
 
 def lock_file_name(key: str) -> str:

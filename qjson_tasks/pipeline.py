@@ -20,7 +20,7 @@ from typing import Protocol
 
 from qjson_tasks import labelmemo, locks
 from qjson_tasks.baseimage import build_base_image
-from qjson_tasks.buildah import Buildah, image_config
+from qjson_tasks.buildah import Buildah, env_map, image_config
 from qjson_tasks.config import Target
 from qjson_tasks.errors import QjsonTasksError, StepError, ToolError, VerificationError
 from qjson_tasks.lockfile import Lock
@@ -297,8 +297,8 @@ def discard_if_unnamed(buildah: Buildah, image_id: str | None) -> bool:
     return False
 
 
-def _image_env(buildah: Buildah, ref: str) -> list[str]:
-    return list(image_config(buildah.inspect_image(ref) or {}).get("Env") or [])
+def _image_env(buildah: Buildah, ref: str) -> dict[str, str]:
+    return env_map(image_config(buildah.inspect_image(ref) or {}).get("Env"))
 
 
 def image_labels(buildah: Buildah, ref: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from qjson_tasks.config import Rock, Target, TargetConfig, host_dir, is_local_server
@@ -327,10 +327,10 @@ def cache_mounts(builder: Unit, step: RockStep) -> tuple[str, ...]:
     return (f"type=cache,target={step.workdir}/target,id={cache_id},sharing=locked",)
 
 
-def cargo_home(image_env: Sequence[str], rock_env: Mapping[str, str]) -> str:
+def cargo_home(image_env: Mapping[str, str], rock_env: Mapping[str, str]) -> str:
     """Where cargo keeps its downloads in a rock build: CARGO_HOME, else $HOME/.cargo, from
     the config's builder env over the builder image's; HOME of the build user (root) last."""
-    env = dict(entry.partition("=")[::2] for entry in image_env) | dict(rock_env)
+    env = {**image_env, **rock_env}
     if env.get("CARGO_HOME"):
         return env["CARGO_HOME"].rstrip("/") or "/"
     return f"{(env.get('HOME') or '/root').rstrip('/')}/.cargo"

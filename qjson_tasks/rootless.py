@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qjson_tasks.errors import ToolError
-from qjson_tasks.locks import private_dir
+from qjson_tasks.locks import private_dir, user_dir
 from qjson_tasks.runner import require
 
 USERNS_MARKER = "_CONTAINERS_USERNS_CONFIGURED"
@@ -23,7 +23,7 @@ def user_tmpdir(uid: int) -> Path:
     /var/tmp). Inside `buildah unshare` the user is uid 0, so buildah 1.28 picks root's
     /var/tmp/buildah-cache and fails with "permission denied" once root has built there.
     """
-    return Path("/var/tmp") / f"qjson-tasks-tmp-{uid}"
+    return user_dir("tmp", uid)
 
 
 def needs_user_namespace() -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from qjson_tasks import rock_manifest
-from qjson_tasks.buildah import Buildah, image_config
+from qjson_tasks.buildah import Buildah, env_map, image_config
 from qjson_tasks.config import Target
 from qjson_tasks.errors import ToolError, VerificationError
 from qjson_tasks.plan import LABEL_PREFIX
@@ -123,10 +123,6 @@ def _is_rust_executable(path: PurePosixPath, info: os.stat_result) -> bool:
     return stat.S_ISREG(info.st_mode) and bool(info.st_mode & 0o111)
 
 
-def _env_map(env: Sequence[str] | None) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in env or () if "=" in item)
-
-
 def check_no_rust(
     entries: Sequence[tuple[PurePosixPath, os.stat_result]], image_config: Mapping[str, Any]
 ) -> CheckResult:
@@ -138,7 +134,7 @@ def check_no_rust(
             findings.append(f"Rust home directory {path}")
         elif stat.S_ISDIR(info.st_mode) and path.parts[-2:] == ("lib", "rustlib"):
             findings.append(f"Rust standard library {path}")
-    env = _env_map(image_config.get("Env"))
+    env = env_map(image_config.get("Env"))
     for name in ("CARGO_HOME", "RUSTUP_HOME"):
         if name in env:
             findings.append(f"env {name}={env[name]}")

@@ -21,6 +21,11 @@ def unit_image(result: BuildResult, kind: str) -> str:
     return f"{UNIT_REPOSITORY}/{kind}:{result.units[kind].removeprefix(kind + '-')}"
 
 
+def rock_units(result: BuildResult) -> list[str]:
+    """The unit images a rock change makes: its rock tree and runtime."""
+    return [unit_image(result, "rock-tree"), unit_image(result, "runtime")]
+
+
 def test_a_second_build_skips_every_unit(
     built: BuildResult, offline_target: Target, tools: usecases.Tools
 ) -> None:
@@ -61,7 +66,7 @@ def test_a_rock_change_rebuilds_only_the_rock_tree_and_the_runtime(
     forget_units: list[str],
 ) -> None:
     result = usecases.run_build(changed_rock, tools)
-    forget_units += [unit_image(result, "rock-tree"), unit_image(result, "runtime")]
+    forget_units += rock_units(result)
 
     assert result.built == ("rock-tree", "runtime")
     assert result.units["builder"] == built.units["builder"]
@@ -90,7 +95,7 @@ def test_the_same_inputs_give_the_same_image_id_again_after_invoke_clean(
     offline_only: Path,
 ) -> None:
     first = usecases.run_build(changed_rock, tools)
-    units = [unit_image(first, "rock-tree"), unit_image(first, "runtime")]
+    units = rock_units(first)
     forget_units += units
     assert usecases.run_build(changed_rock, tools).image_id == first.image_id
     # `invoke clean` forgets the rock tree and the runtime: cargo builds again, buildah
@@ -110,7 +115,7 @@ def test_clean_removes_units_no_target_uses_and_keeps_the_rest(
     offline_only: Path,
 ) -> None:
     result = usecases.run_build(changed_rock, tools)
-    orphans = [unit_image(result, "rock-tree"), unit_image(result, "runtime")]
+    orphans = rock_units(result)
     forget_units += orphans
 
     removed = usecases.clean_units(tools, everything=False, config_dir=offline_only)

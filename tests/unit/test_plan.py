@@ -292,16 +292,16 @@ def test_a_second_rock_moves_the_rock_tree_not_the_builder() -> None:
 @pytest.mark.parametrize(
     ("image_env", "rock_env", "home"),
     [
-        ([], {}, "/root/.cargo"),
-        (["HOME=/home/build"], {}, "/home/build/.cargo"),
-        (["CARGO_HOME=/usr/local/cargo", "HOME=/home/build"], {}, "/usr/local/cargo"),
-        (["CARGO_HOME=/usr/local/cargo"], {"CARGO_HOME": "/cargo/"}, "/cargo"),
-        (["CARGO_HOME=/usr/local/cargo"], {"HOME": "/elsewhere"}, "/usr/local/cargo"),
-        (["PATH=/bin"], {"HOME": "/elsewhere"}, "/elsewhere/.cargo"),
-        (["CARGO_HOME="], {}, "/root/.cargo"),
+        ({}, {}, "/root/.cargo"),
+        ({"HOME": "/home/build"}, {}, "/home/build/.cargo"),
+        ({"CARGO_HOME": "/usr/local/cargo", "HOME": "/home/build"}, {}, "/usr/local/cargo"),
+        ({"CARGO_HOME": "/usr/local/cargo"}, {"CARGO_HOME": "/cargo/"}, "/cargo"),
+        ({"CARGO_HOME": "/usr/local/cargo"}, {"HOME": "/elsewhere"}, "/usr/local/cargo"),
+        ({"PATH": "/bin"}, {"HOME": "/elsewhere"}, "/elsewhere/.cargo"),
+        ({"CARGO_HOME": ""}, {}, "/root/.cargo"),
     ],
 )
 def test_cargo_home_is_where_cargo_puts_its_downloads_in_a_rock_build(
-    image_env: list[str], rock_env: dict[str, str], home: str
+    image_env: dict[str, str], rock_env: dict[str, str], home: str
 ) -> None:
     assert cargo_home(image_env, rock_env) == home
