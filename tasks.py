@@ -1,6 +1,6 @@
 """Invoke tasks: build and verify Rust-free LuaJIT runtime images carrying a Rust-built rock.
 
-Each task is a few lines: flags in, a use case from qjson_tasks.usecases, one line out.
+Each task is a few lines: flags in, a use case from qjson_tasks.app, one line out.
 Errors a user can act on become a single `ERROR ...` line and a non-zero exit. Tasks import
 the use cases (pydantic and all) when they run, so listing the tasks doesn't wait for them.
 """
@@ -16,9 +16,10 @@ from typing import Any
 
 from invoke import Exit, task
 
-from qjson_tasks import DEFAULT_TARGET, rootless
-from qjson_tasks.buildah import start_image_listing
+from qjson_tasks import DEFAULT_TARGET
 from qjson_tasks.errors import QjsonTasksError
+from qjson_tasks.host import rootless
+from qjson_tasks.host.buildah import start_image_listing
 
 TARGET_HELP = f"target name: a file config/NAME.toml (default: {DEFAULT_TARGET})"
 CONFIG_HELP = "path of a target config file, instead of --target"
@@ -59,9 +60,9 @@ def cli(needs_mount: bool = False) -> Callable[[Callable[..., Any]], Callable[..
 @cli()
 def targets(c):
     """List the targets in config/ with a one-line summary."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.targets import describe_targets
 
-    for line in usecases.describe_targets():
+    for line in describe_targets():
         print(line)
 
 
@@ -69,12 +70,12 @@ def targets(c):
 @cli()
 def show(c, target=None, config=None):
     """Print a target's resolved config as TOML."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.targets import floating_warnings, resolve_target, show_target
 
-    resolved = usecases.resolve_target(target, config)
-    for line in usecases.floating_warnings(resolved):
+    resolved = resolve_target(target, config)
+    for line in floating_warnings(resolved):
         print(line, file=sys.stderr)
-    print(usecases.show_target(resolved), end="")
+    print(show_target(resolved), end="")
 
 
 @task(
@@ -87,10 +88,12 @@ def show(c, target=None, config=None):
 @cli(needs_mount=True)
 def base_image(c, target=None, config=None, rebuild=False):
     """Make a target's runtime base image from Debian packages (debootstrap)."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.build import make_base_image
+    from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.app.tools import make_tools
 
-    resolved = usecases.resolve_target(target, config)
-    image_id = usecases.make_base_image(resolved, usecases.make_tools(resolved), rebuild)
+    resolved = resolve_target(target, config)
+    image_id = make_base_image(resolved, make_tools(resolved), rebuild)
     print(f"{resolved.config.runtime.base_image} {image_id}")
 
 
@@ -126,25 +129,32 @@ def build_runtime(
 ):
     """Build a target's Rust-free runtime image (builder stage + copied rock tree)."""
     listing = start_image_listing()
-    from qjson_tasks import usecases  # loads pydantic and the config code meanwhile
+    from qjson_tasks.app.build import (  # loads pydantic and the config code meanwhile
+        format_build_result,
+        run_build,
+    )
+    from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.config.load import Overrides
 
-    overrides = usecases.Overrides(base_image, builder_image, tag, rock_source)
-    resolved = usecases.resolve_target(target, config, overrides)
-    tools = usecases.make_tools(resolved, keep=keep_on_failure, listing=listing)
-    result = usecases.run_build(
+    overrides = Overrides(base_image, builder_image, tag, rock_source)
+    resolved = resolve_target(target, config, overrides)
+    tools = make_tools(resolved, keep=keep_on_failure, listing=listing)
+    result = run_build(
         resolved, tools, verify=verify, rebuild=rebuild, update_lock=update_lock, vendor=vendor
     )
-    print(usecases.format_build_result(result))
+    print(format_build_result(result))
 
 
 @task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
 @cli()
 def lock(c, target=None, config=None):
     """Resolve every rock and its dependencies; write config/NAME.lock with sha256 hashes."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.lock import lock_target
+    from qjson_tasks.app.targets import resolve_target
 
-    resolved = usecases.resolve_target(target, config)
-    written = usecases.lock_target(resolved)
+    resolved = resolve_target(target, config)
+    written = lock_target(resolved)
     for rock in written.rocks:
         print(f"{rock.name} {rock.version} {rock.role} {rock.kind} {rock.source}")
 
@@ -160,10 +170,12 @@ def lock(c, target=None, config=None):
 @cli(needs_mount=True)
 def vendor(c, directory, target=None, config=None):
     """Download every locked rock into DIRECTORY with a luarocks manifest, for offline builds."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.lock import vendor_target
+    from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.app.tools import make_tools
 
-    resolved = usecases.resolve_target(target, config)
-    names = usecases.vendor_target(resolved, usecases.make_tools(resolved), Path(directory))
+    resolved = resolve_target(target, config)
+    names = vendor_target(resolved, make_tools(resolved), Path(directory))
     for name in names:
         print(f"{directory}/{name}")
 
@@ -172,19 +184,22 @@ def vendor(c, directory, target=None, config=None):
 @cli()
 def plan(c, target=None, config=None):
     """Print the build units (name-hash, inputs, dependencies, status) as TOML; runs nothing."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.units import plan_toml
 
-    resolved = usecases.resolve_target(target, config)
-    print(usecases.plan_toml(resolved, usecases.make_tools(resolved)), end="")
+    resolved = resolve_target(target, config)
+    print(plan_toml(resolved, make_tools(resolved)), end="")
 
 
 @task(help={"all": "remove every unit image and the cargo caches, not only unused units"})
 @cli()
 def clean(c, all=False):
     """Remove unit images no current target uses (with --all: every unit image and cache)."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.units import clean_units
 
-    removed = usecases.clean_units(usecases.make_tools(None), everything=all)
+    removed = clean_units(make_tools(None), everything=all)
     for name in removed:
         print(f"removed {name}")
     print(f"{len(removed)} removed")
@@ -201,15 +216,17 @@ def clean(c, all=False):
 @cli(needs_mount=True)
 def verify(c, target=None, config=None, image=None, json=None):
     """Prove an image is Rust-free and works: checks with a table, exit 0 only if all pass."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.verify import run_verify, write_json_report
 
-    resolved = usecases.resolve_target(target, config)
-    report = usecases.run_verify(resolved, usecases.make_tools(resolved), image)
+    resolved = resolve_target(target, config)
+    report = run_verify(resolved, make_tools(resolved), image)
     print(report.table())
     if report.provenance:
         print(report.provenance_lines())
     if json:
-        usecases.write_json_report(report, json)
+        write_json_report(report, json)
     if not report.passed:
         names = ", ".join(check.name for check in report.failed())
         raise Exit(f"ERROR verification of {report.image} failed: {names}", code=1)
@@ -225,12 +242,13 @@ def verify(c, target=None, config=None, image=None, json=None):
 @cli()
 def containerfile(c, target=None, config=None, write=False):
     """Render the equivalent multi-stage Containerfile (for docker/podman build)."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.containerfile import containerfile_path, render_containerfile
+    from qjson_tasks.app.targets import resolve_target
 
-    resolved = usecases.resolve_target(target, config)
-    text = usecases.render_containerfile(resolved)
+    resolved = resolve_target(target, config)
+    text = render_containerfile(resolved)
     if write:
-        path = usecases.containerfile_path(resolved)
+        path = containerfile_path(resolved)
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
@@ -242,10 +260,11 @@ def containerfile(c, target=None, config=None, write=False):
 @cli()
 def pin(c, target=None, config=None):
     """Pin the target's floating image tags to the local images' digests, in its config file."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.targets import pin_target, resolve_target
+    from qjson_tasks.app.tools import make_tools
 
-    resolved = usecases.resolve_target(target, config)
-    for line in usecases.pin_target(resolved, usecases.make_tools(resolved)):
+    resolved = resolve_target(target, config)
+    for line in pin_target(resolved, make_tools(resolved)):
         print(line)
 
 
@@ -259,8 +278,10 @@ def pin(c, target=None, config=None):
 @cli(needs_mount=True)
 def bench(c, target=None, repeat=3, out="bench"):
     """Time cold/warm/rock-change builds against `buildah build --layers`; write the results."""
-    from qjson_tasks import usecases
+    from qjson_tasks.app.bench import run_benchmark
+    from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.app.tools import make_tools
 
-    resolved = usecases.resolve_target(target)
-    tools = usecases.make_tools(resolved)
-    print(usecases.run_benchmark(resolved, tools, int(repeat), Path(out)), end="")
+    resolved = resolve_target(target)
+    tools = make_tools(resolved)
+    print(run_benchmark(resolved, tools, int(repeat), Path(out)), end="")

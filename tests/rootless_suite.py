@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from qjson_tasks.rootless import user_tmpdir
+from qjson_tasks.host.rootless import user_tmpdir
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 USER = "qjt-rootless"

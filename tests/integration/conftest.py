@@ -23,12 +23,15 @@ from typing import Any
 
 import pytest
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target
+from qjson_tasks.app.build import run_build
+from qjson_tasks.app.targets import resolve_target
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.app.units import current_plan
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ToolError
-from qjson_tasks.pipeline import BuildResult
-from qjson_tasks.runner import Runner, ShRunner
+from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.host.runner import Runner, ShRunner
 from tests.conftest import PROJECT_DIR
 
 SUFFIX = uuid.uuid4().hex[:8]
@@ -81,11 +84,12 @@ class RealRunner:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
         stream: bool = False,
+        cwd: Path | None = None,
     ) -> str:
         self.calls.append(list(argv))
         if self.refuse and self.refuse(list(argv)):
             raise ToolError(f"command failed (exit 125): {' '.join(argv)}", output="injected")
-        return self.inner.run(argv, input=input, env=env, stream=stream)
+        return self.inner.run(argv, input=input, env=env, stream=stream, cwd=cwd)
 
 
 def changed_demo_rock(directory: Path, marker: str, rust: str = "") -> Path:
@@ -99,7 +103,7 @@ def changed_demo_rock(directory: Path, marker: str, rust: str = "") -> Path:
 
 def offline_config_data(rock: Path, name: str) -> dict[str, Any]:
     """The offline target's config as data, building `rock` into a test-only output."""
-    data = usecases.resolve_target("offline").config.model_dump(mode="json", exclude_none=True)
+    data = resolve_target("offline").config.model_dump(mode="json", exclude_none=True)
     data["rocks"][0]["source"] = str(rock)
     data["output"] = {"image": f"{TEST_REPOSITORY}/{name}-{SUFFIX}", "tag": "latest"}
     return data
@@ -108,7 +112,7 @@ def offline_config_data(rock: Path, name: str) -> dict[str, Any]:
 def forget_rock_units(buildah: Buildah, target: Target) -> None:
     """Remove a target's rock-tree and runtime unit images: sound cache, but of a rock that
     exists only in a test."""
-    plan = usecases.current_plan(target, usecases.Tools(buildah.runner, buildah))
+    plan = current_plan(target, Tools(buildah.runner, buildah))
     for unit in (plan.rock_tree, plan.runtime):
         if buildah.image_id(unit.image):
             buildah.rmi(unit.image)
@@ -120,13 +124,13 @@ def buildah() -> Buildah:
 
 
 @pytest.fixture(scope="session")
-def tools(buildah: Buildah) -> usecases.Tools:
-    return usecases.Tools(buildah.runner, buildah)
+def tools(buildah: Buildah) -> Tools:
+    return Tools(buildah.runner, buildah)
 
 
 @pytest.fixture(scope="session")
 def offline_target() -> Target:
-    return retarget(usecases.resolve_target("offline"), "offline")
+    return retarget(resolve_target("offline"), "offline")
 
 
 def our_containers(buildah: Buildah) -> set[str]:
@@ -169,9 +173,9 @@ def no_leftovers(buildah: Buildah) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def built(offline_target: Target, tools: usecases.Tools) -> BuildResult:
+def built(offline_target: Target, tools: Tools) -> BuildResult:
     """The offline target built end to end, verified and tagged (once per session)."""
-    return usecases.run_build(offline_target, tools, verify=True)
+    return run_build(offline_target, tools, verify=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target, load_target
+from qjson_tasks.app.build import run_build
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.config.load import load_target
+from qjson_tasks.config.model import Target
 from qjson_tasks.errors import StepError
-from qjson_tasks.pipeline import BuildResult
+from qjson_tasks.host.buildah import Buildah
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import OURS, SUFFIX, TEST_REPOSITORY
 
@@ -89,10 +91,10 @@ def apisix_like_base(built: BuildResult, buildah: Buildah) -> str:
 
 
 def test_apisix_like_runtime_keeps_its_contract(
-    apisix_like_base: str, tools: usecases.Tools, tmp_path: Path
+    apisix_like_base: str, tools: Tools, tmp_path: Path
 ) -> None:
     target = write_config(tmp_path, "apisix-like", apisix_like_base, OPENRESTY_LUAJIT, "apisix")
-    result = usecases.run_build(target, tools)
+    result = run_build(target, tools)
 
     assert result.verification is not None and result.verification.passed
     smoke = next(c for c in result.verification.checks if c.name == "smoke")  # type: ignore[attr-defined]
@@ -107,11 +109,11 @@ def test_apisix_like_runtime_keeps_its_contract(
 
 
 def test_a_failed_verification_keeps_the_previous_image_under_the_tag(
-    built: BuildResult, tools: usecases.Tools, tmp_path: Path
+    built: BuildResult, tools: Tools, tmp_path: Path
 ) -> None:
     base = "localhost/qjson-tasks/bookworm-luajit:latest"
     good = write_config(tmp_path, "keep-tag", base, "/usr/bin/luajit", "app")
-    first = usecases.run_build(good, tools)
+    first = run_build(good, tools)
     (tmp_path / "failing.lua").write_text('error("planted smoke failure")\n')
     bad = write_config(
         tmp_path,
@@ -124,7 +126,7 @@ def test_a_failed_verification_keeps_the_previous_image_under_the_tag(
     images_before = {i["id"] for i in tools.buildah.images()}
 
     with pytest.raises(StepError) as caught:
-        usecases.run_build(bad, tools)
+        run_build(bad, tools)
 
     assert caught.value.step == "verify"
     assert "planted smoke failure" in str(caught.value)

@@ -24,12 +24,14 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target, load_target
+from qjson_tasks.app.build import run_build
+from qjson_tasks.app.tools import make_tools
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.config.load import load_target
+from qjson_tasks.config.model import Target
 from qjson_tasks.errors import StepError
-from qjson_tasks.pipeline import BuildResult
-from qjson_tasks.runner import ShRunner
+from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.host.runner import ShRunner
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import (
     OURS,
@@ -96,8 +98,8 @@ def scenario(
 
 
 def build(target: Target, runner: RealRunner | None = None) -> BuildResult:
-    tools = usecases.make_tools(target, runner=runner)  # type: ignore[arg-type]
-    return usecases.run_build(target, tools)
+    tools = make_tools(target, runner=runner)  # type: ignore[arg-type]
+    return run_build(target, tools)
 
 
 def refuse(*words: str) -> Callable[[list[str]], bool]:

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target
-from qjson_tasks.pipeline import BuildResult
-from qjson_tasks.plan import UNIT_REPOSITORY
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.app.verify import run_verify
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.build.plan import UNIT_REPOSITORY
+from qjson_tasks.config.model import Target
+from qjson_tasks.host.buildah import Buildah
 from tests.conftest import PROJECT_DIR
 
 ARTIFACTS = (
@@ -28,13 +29,13 @@ def run_in(buildah: Buildah, image: str, argv: list[str]) -> str:
 
 
 def test_build_reports_what_it_made(
-    built: BuildResult, offline_target: Target, tools: usecases.Tools
+    built: BuildResult, offline_target: Target, tools: Tools
 ) -> None:
     assert built.image_ref == offline_target.config.output.reference
     if built.verification is None:
         # Every unit was already built (and verified then); check the image now instead.
         assert "runtime" not in built.built
-        assert usecases.run_verify(offline_target, tools).passed
+        assert run_verify(offline_target, tools).passed
     else:
         assert built.verification.passed
     assert built.rock_version == "0.1.0-1"
@@ -56,7 +57,7 @@ def test_no_cargo_or_rustc_in_the_runtime(built: BuildResult, buildah: Buildah) 
     assert run_in(buildah, built.image_ref, ["sh", "-c", FIND_TOOLS]).strip() == ""
 
 
-def test_the_builder_did_have_rust(tools: usecases.Tools, built: BuildResult) -> None:
+def test_the_builder_did_have_rust(tools: Tools, built: BuildResult) -> None:
     # The control for the test above: cargo was there to build the rock, only not shipped.
     builder = built.units["builder"].removeprefix("builder-")
     out = run_in(tools.buildah, f"{UNIT_REPOSITORY}/builder:{builder}", ["sh", "-c", FIND_TOOLS])

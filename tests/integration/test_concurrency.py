@@ -16,9 +16,9 @@ from pathlib import Path
 
 import tomli_w
 
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import load_target
-from qjson_tasks.pipeline import BuildResult
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.config.load import load_target
+from qjson_tasks.host.buildah import Buildah
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import (
     OURS,

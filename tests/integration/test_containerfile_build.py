@@ -16,13 +16,14 @@ import os
 import stat
 from pathlib import Path
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target
-from qjson_tasks.pipeline import BuildResult
+from qjson_tasks.app.containerfile import render_containerfile
+from qjson_tasks.app.tools import CONTAINERFILE_DIR, PROJECT_DIR
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.config.model import Target
+from qjson_tasks.host.buildah import Buildah
 from tests.integration.conftest import OURS, SUFFIX, TEST_REPOSITORY
 
-CONTAINERFILE = usecases.CONTAINERFILE_DIR / "offline.Containerfile"
+CONTAINERFILE = CONTAINERFILE_DIR / "offline.Containerfile"
 
 
 def describe_tree(root: Path) -> dict[str, str]:
@@ -64,7 +65,7 @@ def test_offline_containerfile_builds_the_same_prefix(
     built: BuildResult, offline_target: Target, buildah: Buildah
 ) -> None:
     config = offline_target.config
-    assert CONTAINERFILE.read_text() == usecases.render_containerfile(offline_target), (
+    assert CONTAINERFILE.read_text() == render_containerfile(offline_target), (
         f"{CONTAINERFILE} is out of date; run: invoke containerfile --target offline --write"
     )
     before = build_containers(buildah)
@@ -82,7 +83,7 @@ def test_offline_containerfile_builds_the_same_prefix(
             str(CONTAINERFILE),
             "-t",
             ref,
-            str(usecases.PROJECT_DIR),
+            str(PROJECT_DIR),
         ],
         stream=True,
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target
-from qjson_tasks.pinning import local_digest, with_digest
-from qjson_tasks.pipeline import BuildResult, image_labels
+from qjson_tasks.app.build import run_build
+from qjson_tasks.app.pinning import local_digest, with_digest
+from qjson_tasks.app.targets import floating_warnings
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.build.images import image_labels
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.config.model import Target
+from qjson_tasks.host.buildah import Buildah
 from tests.integration.conftest import retarget
 
 BASE = "localhost/qjson-tasks/bookworm-luajit:latest"
@@ -24,9 +27,9 @@ def test_a_base_pinned_by_digest_builds_from_that_digest(
         Target("offline", offline_target.path, config.model_copy(update={"runtime": runtime})),
         "pinned-base",
     )
-    assert usecases.floating_warnings(pinned) == []
+    assert floating_warnings(pinned) == []
 
-    result = usecases.run_build(pinned, usecases.Tools(buildah.runner, buildah))
+    result = run_build(pinned, Tools(buildah.runner, buildah))
 
     assert result.verification is None or result.verification.passed
     labels = image_labels(buildah, result.image_ref)

@@ -11,12 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from qjson_tasks import lockfile, usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target, load_target
+from qjson_tasks.app.build import run_build
+from qjson_tasks.app.lock import lock_for_build, lock_target, vendor_target
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.app.verify import run_verify
+from qjson_tasks.build.images import image_labels
+from qjson_tasks.build.plan import UNIT_REPOSITORY
+from qjson_tasks.config import lockfile
+from qjson_tasks.config.load import load_target
+from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ConfigError, RockError, StepError
-from qjson_tasks.pipeline import image_labels
-from qjson_tasks.plan import UNIT_REPOSITORY
+from qjson_tasks.host.buildah import Buildah
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import (
     RealRunner,
@@ -48,9 +53,9 @@ def multi(project: Path) -> Target:
     return retarget(load_target(project / "config" / "multi.toml"), "multi")
 
 
-def tools_for(buildah: Buildah) -> tuple[usecases.Tools, RealRunner]:
+def tools_for(buildah: Buildah) -> tuple[Tools, RealRunner]:
     runner = RealRunner(buildah.runner)
-    return usecases.Tools(runner, Buildah(runner, isolation="chroot")), runner
+    return Tools(runner, Buildah(runner, isolation="chroot")), runner
 
 
 def sha256(path: Path) -> str:
@@ -70,7 +75,7 @@ def test_two_rocks_go_into_one_tree_and_the_build_only_dependency_stays_out(
     tools, _ = tools_for(buildah)
     forget_rock_units(buildah, target)  # built for real here, not taken from the cache
 
-    result = usecases.run_build(target, tools)
+    result = run_build(target, tools)
 
     assert result.verification is not None and result.verification.passed
     checks = {check.name for check in result.verification.checks}  # type: ignore[attr-defined]
@@ -97,7 +102,7 @@ def test_lock_vendor_and_an_offline_build_from_the_vendor_directory_only(
     project: Path, buildah: Buildah, tmp_path: Path
 ) -> None:
     target = multi(project)
-    lock = usecases.lock_target(target)
+    lock = lock_target(target)
     roles = {rock.name: (rock.version, rock.kind, rock.role) for rock in lock.rocks}
     assert roles == {
         "qjson-demo": ("0.1.0-1", "directory", "runtime"),
@@ -113,7 +118,7 @@ def test_lock_vendor_and_an_offline_build_from_the_vendor_directory_only(
     tools, runner = tools_for(buildah)
     forget_rock_units(buildah, target)
     vendor = tmp_path / "vendor"
-    names = usecases.vendor_target(target, tools, vendor)
+    names = vendor_target(target, tools, vendor)
     assert {SRC_ROCK, "qjt-buildtool-1.0-1.src.rock", "manifest"} <= set(names)
     assert 'cdemo = {\n      ["1.0-1"]' in (vendor / "manifest").read_text()
 
@@ -121,7 +126,7 @@ def test_lock_vendor_and_an_offline_build_from_the_vendor_directory_only(
     shutil.rmtree(project / "rocks" / "server")
     (project / "rocks" / "cdemo" / SRC_ROCK).unlink()
     runner.calls.clear()
-    result = usecases.run_build(target, tools, vendor=str(vendor))
+    result = run_build(target, tools, vendor=str(vendor))
 
     assert result.verification is not None and result.verification.passed
     installs = [c for c in runner.calls if "luarocks" in c and ("install" in c or "make" in c)]
@@ -141,7 +146,7 @@ def test_lock_vendor_and_an_offline_build_from_the_vendor_directory_only(
         buildah.rmi(f"{UNIT_REPOSITORY}/{kind}:{result.units[kind].removeprefix(kind + '-')}")
     runner.calls.clear()
     with pytest.raises(StepError, match=r"multi.lock: cdemo 1.0-1: the rock file at .* sha256"):
-        usecases.run_build(target, tools, vendor=str(vendor))
+        run_build(target, tools, vendor=str(vendor))
     assert not any(c[:2] == ["buildah", "from"] for c in runner.calls)
     assert buildah.image_id(result.image_ref) == tagged
     assert our_containers(buildah) == containers and storage_mounts(buildah) == mounts
@@ -153,7 +158,7 @@ def test_a_changed_local_rock_fails_against_the_lock_until_the_lock_is_updated(
     target = multi(project)
     shutil.copytree(PROJECT_DIR / "rocks" / "server", project / "rocks" / "server")
     shutil.copy(PROJECT_DIR / "rocks" / "cdemo" / SRC_ROCK, project / "rocks" / "cdemo")
-    before = usecases.lock_target(target)
+    before = lock_target(target)
     lib = project / "rocks" / "qjson-demo" / "src" / "lib.rs"
     lib.write_text(lib.read_text() + "\n// changed after locking\n")
     tools, runner = tools_for(buildah)
@@ -161,11 +166,11 @@ def test_a_changed_local_rock_fails_against_the_lock_until_the_lock_is_updated(
 
     pattern = r"qjson-demo 0.1.0-1: the directory at .* `invoke lock --target multi`"
     with pytest.raises(RockError, match=pattern):
-        usecases.run_build(target, tools)
+        run_build(target, tools)
     assert not any(c[:2] == ["buildah", "from"] for c in runner.calls)
 
-    usecases.run_build(target, tools, update_lock=True)
-    assert usecases.run_verify(target, tools).passed
+    run_build(target, tools, update_lock=True)
+    assert run_verify(target, tools).passed
     after = lockfile.read_lock(target)
     assert after is not None
     changed = {r.name for r in after.rocks if r != before.entry(r.name)}
@@ -179,4 +184,4 @@ def test_a_lock_that_no_longer_fits_the_config_says_so(project: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"multi.lock: out of date with multi.toml: it has no entry"
     ):
-        usecases.lock_for_build(target, update=False, vendor=None)
+        lock_for_build(target, update=False, vendor=None)

@@ -21,11 +21,12 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target
-from qjson_tasks.pipeline import BuildResult
-from qjson_tasks.plan import UNIT_REPOSITORY
+from qjson_tasks.app.build import run_build
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.build.plan import UNIT_REPOSITORY
+from qjson_tasks.config.model import Target
+from qjson_tasks.host.buildah import Buildah
 from tests.integration.conftest import RealRunner, retarget
 
 NAME = "QJT_DUMMY_TOKEN"
@@ -123,8 +124,8 @@ def secret_build(
     )
     target = retarget(with_secret, "secrets")
     runner = RealRunner(buildah.runner)
-    tools = usecases.Tools(runner, Buildah(runner, isolation=buildah.isolation))
-    result = usecases.run_build(target, tools, verify=True)
+    tools = Tools(runner, Buildah(runner, isolation=buildah.isolation))
+    result = run_build(target, tools, verify=True)
     yield result, runner
     # The secret is an input of the rock-tree and runtime units: nobody else will use them.
     for kind in result.built:

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target
-from qjson_tasks.pipeline import BuildResult, image_index
-from qjson_tasks.plan import UNIT_REPOSITORY
+from qjson_tasks.app.build import run_build
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.app.units import clean_units
+from qjson_tasks.build.images import image_index
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.build.plan import UNIT_REPOSITORY
+from qjson_tasks.config.model import Target
+from qjson_tasks.host.buildah import Buildah
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import DEMO_ROCK, changed_demo_rock, retarget
 
@@ -27,9 +30,9 @@ def rock_units(result: BuildResult) -> list[str]:
 
 
 def test_a_second_build_skips_every_unit(
-    built: BuildResult, offline_target: Target, tools: usecases.Tools
+    built: BuildResult, offline_target: Target, tools: Tools
 ) -> None:
-    again = usecases.run_build(offline_target, tools)
+    again = run_build(offline_target, tools)
     assert again.built == ()
     assert again.image_id == built.image_id
     assert again.units == built.units
@@ -62,10 +65,10 @@ def forget_units(buildah: Buildah) -> Iterator[list[str]]:
 def test_a_rock_change_rebuilds_only_the_rock_tree_and_the_runtime(
     built: BuildResult,
     changed_rock: Target,
-    tools: usecases.Tools,
+    tools: Tools,
     forget_units: list[str],
 ) -> None:
-    result = usecases.run_build(changed_rock, tools)
+    result = run_build(changed_rock, tools)
     forget_units += rock_units(result)
 
     assert result.built == ("rock-tree", "runtime")
@@ -90,19 +93,19 @@ def offline_only(tmp_path: Path) -> Path:
 def test_the_same_inputs_give_the_same_image_id_again_after_invoke_clean(
     built: BuildResult,
     changed_rock: Target,
-    tools: usecases.Tools,
+    tools: Tools,
     forget_units: list[str],
     offline_only: Path,
 ) -> None:
-    first = usecases.run_build(changed_rock, tools)
+    first = run_build(changed_rock, tools)
     units = rock_units(first)
     forget_units += units
-    assert usecases.run_build(changed_rock, tools).image_id == first.image_id
+    assert run_build(changed_rock, tools).image_id == first.image_id
     # `invoke clean` forgets the rock tree and the runtime: cargo builds again, buildah
     # commits again.
-    assert set(units) <= set(usecases.clean_units(tools, False, config_dir=offline_only))
+    assert set(units) <= set(clean_units(tools, False, config_dir=offline_only))
 
-    second = usecases.run_build(changed_rock, tools)
+    second = run_build(changed_rock, tools)
     assert second.built == ("rock-tree", "runtime")
     assert second.image_id == first.image_id
 
@@ -110,15 +113,15 @@ def test_the_same_inputs_give_the_same_image_id_again_after_invoke_clean(
 def test_clean_removes_units_no_target_uses_and_keeps_the_rest(
     built: BuildResult,
     changed_rock: Target,
-    tools: usecases.Tools,
+    tools: Tools,
     forget_units: list[str],
     offline_only: Path,
 ) -> None:
-    result = usecases.run_build(changed_rock, tools)
+    result = run_build(changed_rock, tools)
     orphans = rock_units(result)
     forget_units += orphans
 
-    removed = usecases.clean_units(tools, everything=False, config_dir=offline_only)
+    removed = clean_units(tools, everything=False, config_dir=offline_only)
 
     assert set(orphans) <= set(removed)
     names = image_index(tools.buildah)
@@ -149,7 +152,7 @@ def builds_seen(buildah: Buildah, result: BuildResult, tree: str) -> list[str]:
 def test_cargo_downloads_survive_between_rock_builds(
     tmp_path: Path,
     offline_target: Target,
-    tools: usecases.Tools,
+    tools: Tools,
     forget_units: list[str],
 ) -> None:
     rock = changed_demo_rock(tmp_path, "registry")
@@ -164,11 +167,11 @@ def test_cargo_downloads_survive_between_rock_builds(
     tree = offline_target.config.staging.tree
 
     # Unverified, a runtime image gets only the output name, no unit name.
-    first = usecases.run_build(counting, tools, verify=False)
+    first = run_build(counting, tools, verify=False)
     forget_units.append(unit_image(first, "rock-tree"))
     lib = rock / "src" / "lib.rs"
     lib.write_text(lib.read_text() + "\npub const QJT_REGISTRY_AGAIN: u32 = 2;\n")
-    second = usecases.run_build(counting, tools, verify=False)
+    second = run_build(counting, tools, verify=False)
     forget_units.append(unit_image(second, "rock-tree"))
 
     assert second.built == ("rock-tree", "runtime")

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from qjson_tasks import usecases
-from qjson_tasks.buildah import Buildah
-from qjson_tasks.config import Target
-from qjson_tasks.elf_check import read_elf
-from qjson_tasks.pipeline import BuildResult
-from qjson_tasks.verify import VerifyReport, default_smoke_script
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.app.verify import run_verify, write_json_report
+from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.config.model import Target
+from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.verify.elf import read_elf
+from qjson_tasks.verify.report import VerifyReport
+from qjson_tasks.verify.smoke import default_smoke_script
 
 CHECKS = ("no-rust", "artifacts", "rocks", "native-libs", "hygiene", "contract", "smoke")
 
@@ -415,7 +417,7 @@ def verified(
     derive: Callable[..., str],
     kit: Kit,
     offline_target: Target,
-    tools: usecases.Tools,
+    tools: Tools,
 ) -> Callable[[Fault], tuple[str, VerifyReport]]:
     """Derive a fault's image and verify it, once per fault: (image ref, report)."""
     cache: dict[str, tuple[str, VerifyReport]] = {}
@@ -423,15 +425,15 @@ def verified(
     def get(fault: Fault) -> tuple[str, VerifyReport]:
         if fault.name not in cache:
             ref = derive(f"fault-{fault.name}", lambda root, ctr: fault.mutate(root, ctr, kit))
-            cache[fault.name] = (ref, usecases.run_verify(offline_target, tools, image=ref))
+            cache[fault.name] = (ref, run_verify(offline_target, tools, image=ref))
         return cache[fault.name]
 
     return get
 
 
 @pytest.fixture(scope="module")
-def good_report(built: BuildResult, offline_target: Target, tools: usecases.Tools) -> VerifyReport:
-    return usecases.run_verify(offline_target, tools, image=built.image_ref)
+def good_report(built: BuildResult, offline_target: Target, tools: Tools) -> VerifyReport:
+    return run_verify(offline_target, tools, image=built.image_ref)
 
 
 def fault_named(name: str) -> Fault:
@@ -561,7 +563,7 @@ def test_json_report_of_the_good_image(
     good_report: VerifyReport, built: BuildResult, tmp_path: Path
 ) -> None:
     path = tmp_path / "good.json"
-    usecases.write_json_report(good_report, str(path))
+    write_json_report(good_report, str(path))
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data == json.loads(json.dumps(good_report.to_json()))
     assert set(data) == {"image", "image_id", "target", "passed", "checks", "provenance"}
@@ -583,7 +585,7 @@ def test_json_report_of_a_faulty_image(
     fault = fault_named("world-writable-lua")
     ref, report = verified(fault)
     path = tmp_path / "faulty.json"
-    usecases.write_json_report(report, str(path))
+    write_json_report(report, str(path))
     raw = path.read_text(encoding="utf-8")
     assert raw.endswith("}\n")
     data = json.loads(raw)

@@ -49,6 +49,7 @@ class FakeRunner:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
         stream: bool = False,
+        cwd: Path | None = None,
     ) -> str:
         argv = list(argv)
         self.calls.append(argv)

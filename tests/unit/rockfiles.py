@@ -20,7 +20,8 @@ from typing import Any
 
 import tomli_w
 
-from qjson_tasks.config import Target, load_target
+from qjson_tasks.config.load import load_target
+from qjson_tasks.config.model import Target
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 

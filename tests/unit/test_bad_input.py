@@ -19,13 +19,14 @@ import pytest
 from invoke import Collection, Program
 
 import tasks
-from qjson_tasks import rootless
-from qjson_tasks.config import list_targets
+from qjson_tasks.app.tools import CONFIG_DIR
+from qjson_tasks.app.verify import write_json_report
+from qjson_tasks.config.load import list_targets
 from qjson_tasks.errors import ConfigError
-from qjson_tasks.runner import INSTALL_HINTS
-from qjson_tasks.usecases import CONFIG_DIR, write_json_report
-from qjson_tasks.verify import VerifyReport
-from tests.unit.test_config import ABSOLUTE, DELETE, IMAGE_FORM, OPERATORS, mutated, write
+from qjson_tasks.host import rootless
+from qjson_tasks.host.runner import INSTALL_HINTS
+from qjson_tasks.verify.report import VerifyReport
+from tests.unit.configs import ABSOLUTE, DELETE, IMAGE_FORM, OPERATORS, mutated, write
 
 FAKE_BUILDAH = """#!/bin/sh
 printf '%s\\n' "$*" >> "$QJT_FAKE_BUILDAH_LOG"

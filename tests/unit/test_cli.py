@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qjson_tasks.errors import ToolError
-from qjson_tasks.rootless import check_subids
+from qjson_tasks.host.rootless import check_subids
 from tests.conftest import PROJECT_DIR
 
 
@@ -49,7 +49,7 @@ def test_loading_the_tasks_leaves_pydantic_and_the_use_cases_for_later() -> None
         [sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
     ).stdout
     assert "pydantic" not in loaded
-    assert "qjson_tasks.usecases" not in loaded and "qjson_tasks.config" not in loaded
+    assert "qjson_tasks.app." not in loaded and "qjson_tasks.config.model" not in loaded
 
 
 def test_targets_lists_every_config() -> None:
@@ -85,7 +85,7 @@ def test_a_uid_without_a_name_is_told_which_lines_to_add(tmp_path: Path) -> None
 def test_the_re_exec_runs_the_same_command_in_buildah_unshare_with_a_tmpdir_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qjson_tasks import rootless
+    from qjson_tasks.host import rootless
 
     subids = tmp_path / "subids"
     subids.write_text("ci:100000:65536\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qjson_tasks.errors import RockError
-from qjson_tasks.luadata import (
+from qjson_tasks.luarocks.luadata import (
     LuaValue,
     expect_sequence,
     expect_string,

@@ -4,7 +4,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from qjson_tasks.errors import VerificationError
-from qjson_tasks.rock_manifest import (
+from qjson_tasks.luarocks.rock_manifest import (
     InstalledRock,
     ManifestFile,
     check_files,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from qjson_tasks.errors import RockError
-from qjson_tasks.rockserver import (
+from qjson_tasks.luarocks.rockserver import (
     ServerRock,
     artifact_url,
     best_version,
@@ -25,7 +25,7 @@ from qjson_tasks.rockserver import (
     server_url,
     server_versions,
 )
-from qjson_tasks.rockspec import parse_dependency
+from qjson_tasks.luarocks.rockspec import parse_dependency
 
 # Written by `luarocks-admin make-manifest`.
 SERVER_MANIFEST = """commands = {}

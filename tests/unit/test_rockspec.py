@@ -8,14 +8,14 @@ import zipfile
 import pytest
 
 from qjson_tasks.errors import RockError
-from qjson_tasks.rockspec import (
+from qjson_tasks.luarocks.rockspec import (
     Dependency,
     Rockspec,
     parse_dependency,
     parse_rockspec,
     rockspec_in_archive,
 )
-from qjson_tasks.versions import Requirement
+from qjson_tasks.luarocks.versions import Requirement
 
 SOURCE = "rocks/cdemo-1.0-1.rockspec"
 

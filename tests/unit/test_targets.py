@@ -14,12 +14,15 @@ from typing import Any
 import pytest
 import tomli_w
 
-from qjson_tasks import usecases
-from qjson_tasks.config import TargetConfig, list_targets, load_target, parse_target
+from qjson_tasks.app.containerfile import render_containerfile
+from qjson_tasks.app.pinning import floating_refs
+from qjson_tasks.app.targets import resolve_target
+from qjson_tasks.app.tools import CONFIG_DIR, CONTAINERFILE_DIR
+from qjson_tasks.config.load import list_targets, load_target, parse_target
+from qjson_tasks.config.model import TargetConfig
 from qjson_tasks.errors import ConfigError
-from qjson_tasks.pinning import floating_refs
 
-CONFIG_DIR = usecases.CONFIG_DIR
+CONFIG_DIR = CONFIG_DIR
 OPENRESTY_LUAJIT = "/usr/local/openresty/luajit/bin/luajit"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 SHIPPED_TARGETS = {
@@ -42,8 +45,8 @@ def test_every_target_of_the_issue_is_shipped() -> None:
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_TARGETS))
 def test_target_validates_and_renders(name: str) -> None:
-    target = usecases.resolve_target(name)
-    text = usecases.render_containerfile(target)
+    target = resolve_target(name)
+    text = render_containerfile(target)
     config = target.config
     assert text.count("\nFROM ") == 2
     assert f"FROM {config.builder.image} AS builder\nUSER root\n" in text
@@ -135,7 +138,7 @@ def test_only_local_images_are_exempt_from_the_floating_warning() -> None:
 
 
 def test_alpine_containerfile_passes_rustflags_to_the_rock_install() -> None:
-    text = usecases.render_containerfile(usecases.resolve_target("openresty-alpine"))
+    text = render_containerfile(resolve_target("openresty-alpine"))
     assert "RUN apk add --no-cache git make gcc musl-dev luajit luajit-dev luarocks5.1\n" in text
     assert (
         "RUN CARGO_PROFILE_RELEASE_STRIP=symbols RUSTFLAGS='-C target-feature=-crt-static'"
@@ -145,7 +148,7 @@ def test_alpine_containerfile_passes_rustflags_to_the_rock_install() -> None:
 
 
 def test_apt_containerfile_updates_and_installs_in_one_run() -> None:
-    text = usecases.render_containerfile(usecases.resolve_target("apisix"))
+    text = render_containerfile(resolve_target("apisix"))
     assert (
         "ARG DEBIAN_FRONTEND=noninteractive\n"
         "RUN apt-get update \\\n"
@@ -155,9 +158,9 @@ def test_apt_containerfile_updates_and_installs_in_one_run() -> None:
 
 
 def test_a_made_base_says_how_to_make_it() -> None:
-    text = usecases.render_containerfile(usecases.resolve_target("debian"))
+    text = render_containerfile(resolve_target("debian"))
     assert "not pulled: invoke base-image --target debian\n" in text
-    apisix = usecases.render_containerfile(usecases.resolve_target("apisix"))
+    apisix = render_containerfile(resolve_target("apisix"))
     assert "invoke base-image" not in apisix
 
 
@@ -166,12 +169,12 @@ def test_setup_scripts_keep_their_own_run(tmp_path: Path) -> None:
     data["builder"]["setup"] = ["echo one", "echo two"]
     path = tmp_path / "setup.toml"
     path.write_text(tomli_w.dumps(data))
-    text = usecases.render_containerfile(load_target(path))
+    text = render_containerfile(load_target(path))
     assert " && apt-get clean\nRUN echo one\nRUN echo two\n" in text
 
 
 def test_no_committed_containerfile_without_a_target() -> None:
-    committed = {path.name for path in usecases.CONTAINERFILE_DIR.glob("*.Containerfile")}
+    committed = {path.name for path in CONTAINERFILE_DIR.glob("*.Containerfile")}
     assert committed == {f"{path.stem}.Containerfile" for path in list_targets(CONFIG_DIR)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qjson_tasks.errors import RockError
-from qjson_tasks.treemanifest import installed_rocks, runtime_closure
+from qjson_tasks.luarocks.treemanifest import installed_rocks, runtime_closure
 
 SOURCE = "/usr/local/lib/luarocks/rocks-5.1/manifest"
 

@@ -1,0 +1,52 @@
+"""`invoke lock` and `invoke vendor`, and the lock a build uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qjson_tasks.app.tools import Tools, log, session_for
+from qjson_tasks.build.builder import write_vendor_manifest
+from qjson_tasks.config import lockfile
+from qjson_tasks.config.lockfile import Lock
+from qjson_tasks.config.model import Target
+from qjson_tasks.errors import ConfigError
+
+
+def lock_for_build(target: Target, update: bool, vendor: str | None) -> Lock | None:
+    """The lock a build uses: the target's (checked against its config), a new one with
+    --update-lock, or none."""
+    lock = lock_target(target) if update else lockfile.checked_lock(target)
+    if vendor is not None and lock is None:
+        raise ConfigError(
+            f"--vendor: target '{target.name}' has no lock ({lockfile.lock_path(target)}):"
+            f" run `invoke lock --target {target.name}` and `invoke vendor` first"
+        )
+    if vendor is not None and not Path(vendor).is_dir():
+        raise ConfigError(f"--vendor: '{vendor}' is not a directory")
+    return lock
+
+
+def lock_target(target: Target) -> Lock:
+    """Resolve every rock and write config/NAME.lock."""
+    from qjson_tasks.rocks.resolve import resolve  # only here: keeps every other task quick
+
+    lock = resolve(target)
+    path = lockfile.write_lock(target, lock)
+    log(f"    wrote {path}: " + ", ".join(f"{r.label} ({r.role})" for r in lock.rocks))
+    return lock
+
+
+def vendor_target(target: Target, tools: Tools, directory: Path) -> list[str]:
+    """Every locked rock file into directory, hash-checked, plus a luarocks manifest
+    (`luarocks-admin make-manifest`), so it can be the only rock server of an offline build."""
+    from qjson_tasks.rocks.vendor import fetch_locked
+
+    lock = lockfile.checked_lock(target)
+    if lock is None:
+        raise ConfigError(
+            f"{lockfile.lock_path(target)}: no lock for target '{target.name}': run"
+            f" `invoke lock --target {target.name}` first"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    names = fetch_locked(target, lock, directory)
+    return names + write_vendor_manifest(session_for(target, tools), directory)

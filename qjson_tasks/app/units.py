@@ -1,0 +1,83 @@
+"""`invoke plan` and `invoke clean`: the units of a target as they stand, and removing them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import tomli_w
+
+from qjson_tasks.app.targets import floating_warnings
+from qjson_tasks.app.tools import CONFIG_DIR, Tools, log
+from qjson_tasks.app.verify import verify_digest
+from qjson_tasks.build.images import image_facts, image_index
+from qjson_tasks.build.inputs import plan_inputs
+from qjson_tasks.build.plan import CACHE_PREFIX, UNIT_REPOSITORY, BuildPlan, make_plan
+from qjson_tasks.config import lockfile
+from qjson_tasks.config.load import list_targets, load_target
+from qjson_tasks.config.model import Target
+from qjson_tasks.errors import QjsonTasksError
+from qjson_tasks.host import labelmemo, locks, rootless
+
+
+def current_plan(target: Target, tools: Tools) -> BuildPlan:
+    """The plan from what is local now; nothing is made, pulled or run."""
+    config = target.config
+    index = image_index(tools.buildah)
+    base = image_facts(tools.buildah, config.runtime.base_image, index)
+    builder = image_facts(tools.buildah, config.builder.image, index)
+    inputs = plan_inputs(
+        target, base, builder, verify_digest(target), lockfile.checked_lock(target)
+    )
+    return make_plan(target, inputs, run_id="plan")
+
+
+def plan_toml(target: Target, tools: Tools) -> str:
+    for warning in floating_warnings(target):
+        log(warning)
+    plan = current_plan(target, tools)
+    present = set(image_index(tools.buildah))
+    header = f"# plan for target {target.name} from {target.path}; nothing was run\n"
+    return header + tomli_w.dumps(plan.document(present))
+
+
+def used_units(tools: Tools, config_dir: Path) -> set[str]:
+    """The unit images the targets in config_dir use with their current inputs."""
+    used: set[str] = set()
+    for path in list_targets(config_dir):
+        try:
+            target = load_target(path)
+            used.update(unit.image for unit in current_plan(target, tools).units)
+        except QjsonTasksError as exc:
+            log(f"    {path.name}: {exc}; its units count as unused")
+    return used
+
+
+def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -> list[str]:
+    """Remove unit images: all of them, or those no target in config_dir uses now."""
+    keep = set() if everything else used_units(tools, config_dir)
+    removed = []
+    for name in sorted(image_index(tools.buildah)):
+        if name.startswith(f"{UNIT_REPOSITORY}/") and name not in keep:
+            # The lock a build holds while it makes or uses this unit.
+            with locks.hold(name, log):
+                if tools.buildah.rmi_quietly(name):
+                    removed.append(name)
+    if everything:
+        for cache in cargo_caches():
+            shutil.rmtree(cache, ignore_errors=True)
+            removed.append(str(cache))
+    labelmemo.forget_all_but(i.image_id for i in image_index(tools.buildah).values())
+    return removed
+
+
+def cargo_caches() -> list[Path]:
+    """buildah's cache mounts of ours (cargo target directories and downloads): under
+    $TMPDIR, /var/tmp and the TMPDIR a rootless run gets inside `buildah unshare`."""
+    places = {
+        Path(os.environ.get("TMPDIR") or "/var/tmp"),
+        Path("/var/tmp"),
+        rootless.user_tmpdir(locks.real_uid()),
+    }
+    return sorted({c for tmp in places for c in tmp.glob(f"buildah-cache*/{CACHE_PREFIX}*")})

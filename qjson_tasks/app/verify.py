@@ -1,0 +1,36 @@
+"""`invoke verify`: the checks on a target's image, and what a unit's verification hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.config.load import check_image_flag
+from qjson_tasks.config.model import Target
+from qjson_tasks.errors import ConfigError
+from qjson_tasks.verify.image import verify_image
+from qjson_tasks.verify.report import VerifyReport
+from qjson_tasks.verify.smoke import smoke_scripts
+
+
+def run_verify(target: Target, tools: Tools, image: str | None = None) -> VerifyReport:
+    if image is not None:
+        check_image_flag("--image", image)
+    return verify_image(image or target.config.output.reference, target, tools.buildah)
+
+
+def verify_digest(target: Target) -> str:
+    """What the verification of a runtime unit depends on beyond the config: the smoke script."""
+    digest = hashlib.sha256()
+    for name, script in smoke_scripts(target):
+        digest.update(f"{name}\0{script}\0".encode())
+    return digest.hexdigest()
+
+
+def write_json_report(report: VerifyReport, path: str) -> None:
+    try:
+        Path(path).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--json: cannot write {path}: {exc.strerror}") from None

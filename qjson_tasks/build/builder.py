@@ -1,0 +1,75 @@
+"""The builder unit: the plan once the base and builder images are local, making the
+builder unit, and working containers of it (the rock install's, `invoke vendor`'s)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from qjson_tasks.build.images import ImageIndex, commit_unit, ensure_image, image_facts, image_index
+from qjson_tasks.build.inputs import plan_inputs
+from qjson_tasks.build.plan import VENDOR_DIR, PlanInputs, make_plan
+from qjson_tasks.build.session import BuildSession, Session
+from qjson_tasks.host import locks
+
+# Builder steps write / and install packages: root, whatever USER the builder image sets.
+BUILD_USER = "0:0"
+
+
+def plan_session(session: Session, inputs: PlanInputs) -> tuple[BuildSession, ImageIndex]:
+    """The session with its plan, once the base and builder images are local (made or
+    pulled if missing); and the image listing taken first."""
+    config = session.target.config
+    index = image_index(session.buildah)
+    with session.step("base image"):
+        base = ensure_image(session, config.runtime.base_image, index)
+    with session.step("builder image"):
+        builder = ensure_image(session, config.builder.image, index)
+    inputs = replace(inputs, base=base, builder=builder)
+    plan = make_plan(session.target, inputs, run_id=session.run_id)
+    session.log("    units: " + ", ".join(unit.name for unit in plan.units))
+    return session.planned(plan), index
+
+
+def prepare_builder(session: BuildSession) -> None:
+    """Run the package installs and setup in a container of the builder image; commit it
+    as the builder unit."""
+    plan, buildah = session.plan, session.buildah
+    with buildah.container(plan.builder_id, plan.container_name("setup")) as ctr:
+        for argv in plan.builder_setup:
+            buildah.run(ctr, argv, env=plan.setup_env, user=BUILD_USER)
+        commit_unit(buildah, ctr, plan.builder, None)
+
+
+@contextmanager
+def builder_container(session: Session, role: str) -> Iterator[str]:
+    """A working container of the target's builder unit (made first if missing)."""
+    built, index = plan_session(session, plan_inputs(session.target, None, None, ""))
+    plan = built.plan
+    with locks.hold(plan.builder.image, session.log):
+        if image_facts(session.buildah, plan.builder.image, index) is None:
+            with session.step("builder setup"):
+                prepare_builder(built)
+    with session.buildah.container(plan.builder.image, plan.container_name(role)) as container:
+        yield container
+
+
+def write_vendor_manifest(session: Session, directory: Path) -> list[str]:
+    """`luarocks-admin make-manifest` over the rock files in directory, run in the builder;
+    the manifest files are written into directory. Returns their names."""
+    buildah = session.buildah
+    names = []
+    with builder_container(session, "vendor") as ctr:
+        buildah.copy(ctr, str(directory), VENDOR_DIR)
+        admin = f"{session.target.config.builder.luarocks}-admin"
+        buildah.run(ctr, (admin, "make-manifest", VENDOR_DIR), user=BUILD_USER)
+        with buildah.mounted(ctr) as root:
+            written = root / VENDOR_DIR.lstrip("/")
+            for path in sorted(written.iterdir()):
+                if path.name.startswith("manifest") or path.name == "index.html":
+                    shutil.copyfile(path, directory / path.name)
+                    names.append(path.name)
+    return names

@@ -1,0 +1,11 @@
+"""The names of the labels qjson-tasks puts on the images it makes."""
+
+from __future__ import annotations
+
+from qjson_tasks.build.plan import LABEL_PREFIX
+
+VERSION_LABEL = f"{LABEL_PREFIX}.rock.version"
+TREE_FILES_LABEL = f"{LABEL_PREFIX}.tree.files"
+TREE_BYTES_LABEL = f"{LABEL_PREFIX}.tree.bytes"
+# One label per installed rock: {"version", "rockspec_sha256", "source_sha256"} as JSON.
+ROCK_LABEL_PREFIX = f"{LABEL_PREFIX}.rocks."

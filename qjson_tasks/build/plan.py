@@ -1,0 +1,470 @@
+"""TargetConfig -> BuildPlan: the unit graph (builder, rock tree, runtime) and every argv.
+
+Pure: everything that needs the disk or buildah (image IDs, the rockspec found in a rock
+directory and its content digest, the smoke script) is looked up before and passed in as
+PlanInputs. A unit's hash covers its inputs and its dependencies' hashes, nothing else: not
+the time, not the run, not the working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from qjson_tasks.config.lockfile import Lock
+from qjson_tasks.config.model import Rock, Target, TargetConfig
+from qjson_tasks.config.sources import RockSource
+
+UNIT_REPOSITORY = "localhost/qjson-tasks/unit"
+SOURCE_DIR = "/qjson-src"
+# Local rock servers (and, with a lock, the vendored rocks) are copied here in the builder.
+SERVER_DIR = "/qjson-servers"
+VENDOR_DIR = "/qjson-vendor"
+LABEL_PREFIX = "org.qjson-tasks"
+CACHE_PREFIX = "qjson-tasks-"
+# Part of every unit's hash: bump a kind's number when the way such a unit is made changes
+# (its recipe), so images made by an older qjson-tasks are not taken for current ones.
+RECIPES = {"builder": 3, "rock-tree": 4, "runtime": 4}
+# Builder environment values whose names look like credentials are hashed, never printed.
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
+
+SECRET_MARK = "<hidden>"
+
+Argv = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LocalRock:
+    """A rock directory on the host and the rockspec found in it (relative path)."""
+
+    directory: str
+    rockspec: str
+    version: str
+
+
+@dataclass(frozen=True)
+class RockFacts:
+    """What the plan needs from the disk about one rock: the rockspec of a local directory,
+    and the sha256 of a local source's contents (directory, rock file or server)."""
+
+    local: LocalRock | None = None
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class RockStep:
+    """Installing one rock in the builder: what is copied in first, then the command."""
+
+    name: str
+    requirement: str
+    argv: Argv
+    workdir: str | None = None
+    copy: tuple[str, str] | None = None  # (host path, path in the builder)
+    mounts: tuple[str, ...] = ()
+    copies_directory: bool = False  # copy is a rock directory (else a rock file)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the plan needs to know about a local image."""
+
+    ref: str
+    image_id: str
+    created: int = 0
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    base: ImageFacts | None
+    builder: ImageFacts | None
+    rocks: tuple[RockFacts, ...] = ()
+    server_digest: str = ""
+    verify_digest: str = ""
+    lock: Lock | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A build step named by the hash of its inputs; kept as the image `image`."""
+
+    kind: str
+    inputs: Mapping[str, object]
+    depends: tuple[Unit, ...] = ()
+    hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        content = {
+            "recipe": RECIPES[self.kind],
+            "kind": self.kind,
+            "inputs": self.inputs,
+            "depends": {dep.kind: dep.hash for dep in self.depends},
+        }
+        object.__setattr__(self, "hash", unit_hash(content))
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.hash}"
+
+    @property
+    def image(self) -> str:
+        return f"{UNIT_REPOSITORY}/{self.kind}:{self.hash}"
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    target: str
+    run_id: str
+    base_image: str
+    builder_image: str
+    base_id: str
+    builder_id: str
+    builder: Unit
+    rock_tree: Unit
+    runtime: Unit
+    builder_setup: tuple[Argv, ...]
+    setup_env: Mapping[str, str]
+    rocks: tuple[RockStep, ...]
+    rock_env: Mapping[str, str]
+    servers: tuple[tuple[str, str], ...]  # local rock servers: (host dir, path in builder)
+    lock: Lock | None
+    make_manifest: Argv
+    luarocks_command: Argv
+    source_digests: Mapping[str, str]
+    tree: str
+    prefix: str
+    lua_version: str
+    output_ref: str
+    timestamp: int
+    resolved: bool
+    cacheable: bool
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def units(self) -> tuple[Unit, ...]:
+        return (self.builder, self.rock_tree, self.runtime)
+
+    def provenance_labels(self) -> dict[str, str]:
+        """The IDs of the base and builder images and the hashes of the units the runtime
+        image is made from. Not its own hash: that also covers how it is verified, which
+        must not change the image."""
+        units = {f"{LABEL_PREFIX}.unit.{unit.kind}": unit.hash for unit in self.units[:2]}
+        return {
+            f"{LABEL_PREFIX}.base-image.id": self.base_id,
+            f"{LABEL_PREFIX}.builder-image.id": self.builder_id,
+            **units,
+        }
+
+    def reusable(self, unit: Unit) -> bool:
+        """Whether an existing image of the unit may stand for it (see cacheable)."""
+        return self.cacheable or unit.kind == "builder"
+
+    def document(self, present: set[str]) -> dict[str, object]:
+        """The plan as data for `invoke plan` (TOML), like Miq's intermediate form."""
+        units = {}
+        for unit in self.units:
+            inputs = dict(unit.inputs)
+            units[unit.kind] = {
+                "name": unit.name,
+                "image": unit.image,
+                "status": "built" if unit.image in present and self.reusable(unit) else "to build",
+                "depends": [dep.name for dep in unit.depends],
+                "inputs": _without_none(inputs),
+            }
+        document: dict[str, object] = {"target": self.target, "output": self.output_ref}
+        if not self.cacheable:
+            document["note"] = (
+                "a rock from a server has a version range and there is no lock, so the server"
+                " picks the version at build time and the rock tree and runtime are built every"
+                " time (`invoke lock` pins it)"
+            )
+        if not self.resolved:
+            document["note"] = (
+                "the base or builder image is not present locally, so the hashes are"
+                " provisional until it is made or pulled"
+            )
+        document["units"] = units
+        return document
+
+    def container_name(self, role: str) -> str:
+        return f"qjt-{self.target}-{role}-{self.run_id}"
+
+    @property
+    def temporary_ref(self) -> str:
+        """The runtime image's name until it is verified and tagged (removed afterwards)."""
+        return f"{UNIT_REPOSITORY}/unverified:{self.target}-{self.run_id}"
+
+
+def _without_none(value: object) -> object:
+    """TOML has no null: drop None entries (their absence says the same)."""
+    if isinstance(value, Mapping):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def unit_hash(inputs: Mapping[str, object]) -> str:
+    """A short, stable hash of a unit's inputs (canonical JSON, sorted keys)."""
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def shown_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment with credential-like values replaced by a marker. Used for printing
+    and for hashing: a token reaches a server, not the built files, and a hash of it (a
+    label, a printed plan) would let a weak one be guessed offline."""
+    return {key: SECRET_MARK if is_secret_name(key) else value for key, value in env.items()}
+
+
+def builder_setup_commands(config: TargetConfig) -> tuple[Argv, ...]:
+    builder = config.builder
+    commands: list[Argv] = []
+    if builder.packages and builder.package_manager == "apt":
+        commands.append(("apt-get", "update"))
+        commands.append(("apt-get", "install", "-y", "--no-install-recommends", *builder.packages))
+        commands.append(("apt-get", "clean"))
+    elif builder.packages and builder.package_manager == "apk":
+        commands.append(("apk", "add", "--no-cache", *builder.packages))
+    commands.extend(("/bin/sh", "-c", script) for script in builder.setup)
+    return tuple(commands)
+
+
+def _luarocks(config: TargetConfig, server: str | None) -> Argv:
+    only = (f"--only-server={server}",) if server else ()
+    return (config.builder.luarocks, f"--lua-version={config.runtime.lua_version}", *only)
+
+
+def server_path(server: RockSource, name: str) -> str:
+    """Where a server is found from inside the builder: remote URLs as they are, local
+    directories under SERVER_DIR."""
+    return f"{SERVER_DIR}/{name}" if server.is_local_server else server.text
+
+
+def rock_step(
+    config: TargetConfig, rock: Rock, local: LocalRock | None, lock: Lock | None
+) -> RockStep:
+    """How one rock is installed into the staging tree.
+
+    Without a lock each rock comes from its own source, and luarocks finds dependencies on
+    the rock's server (or luarocks.server). With a lock every rock and dependency comes from
+    the vendored directory, which holds exactly the locked files.
+    """
+    tree = f"--tree={config.staging.tree}"
+    source_dir = f"{SOURCE_DIR}/{rock.name}"
+    deps = config.luarocks.where
+    dep_server = server_path(deps, "deps") if deps else None
+    if lock is not None:
+        dep_server = VENDOR_DIR
+    if local is not None:
+        return RockStep(
+            rock.name,
+            rock.version,
+            (*_luarocks(config, dep_server), "make", tree, local.rockspec),
+            workdir=source_dir,
+            copy=(local.directory, source_dir),
+            copies_directory=True,
+        )
+    entry = lock.entry(rock.name) if lock else None
+    if entry is not None:
+        argv = (*_luarocks(config, VENDOR_DIR), "install", tree, rock.name, entry.version)
+        return RockStep(rock.name, rock.version, argv)
+    source = rock.where
+    if source.kind == "file":
+        inside = f"{SOURCE_DIR}/{rock.source.rsplit('/', 1)[-1]}"
+        argv = (*_luarocks(config, dep_server), "install", tree, inside)
+        return RockStep(rock.name, rock.version, argv, copy=(rock.source, inside))
+    server = server_path(source, rock.name) if source.kind == "server" else dep_server
+    exact = rock.requirement.exact
+    version = (str(exact),) if exact else ()
+    return RockStep(
+        rock.name,
+        rock.version,
+        (*_luarocks(config, server), "install", tree, rock.name, *version),
+    )
+
+
+def local_servers(config: TargetConfig, lock: Lock | None) -> tuple[tuple[str, str], ...]:
+    """Rock servers on this machine, copied into the builder (with a lock: none needed)."""
+    if lock is not None:
+        return ()
+    servers = []
+    deps = config.luarocks.where
+    if deps and deps.host_path:
+        servers.append((deps.host_path, server_path(deps, "deps")))
+    for rock in config.rocks:
+        if rock.where.is_local_server and rock.where.host_path:
+            servers.append((rock.where.host_path, server_path(rock.where, rock.name)))
+    return tuple(servers)
+
+
+def static_labels(target: Target) -> dict[str, str]:
+    """Labels that follow from the config alone (the Containerfile carries them too)."""
+    config = target.config
+    return {
+        f"{LABEL_PREFIX}.target": target.name,
+        f"{LABEL_PREFIX}.rock": config.rock.name,
+        f"{LABEL_PREFIX}.rock.requirement": config.rock.version,
+        f"{LABEL_PREFIX}.builder-image": config.builder.image,
+        f"{LABEL_PREFIX}.base-image": config.runtime.base_image,
+        f"{LABEL_PREFIX}.prefix": config.runtime.prefix,
+        "org.opencontainers.image.base.name": config.runtime.base_image,
+    }
+
+
+def cache_mounts(builder: Unit, step: RockStep) -> tuple[str, ...]:
+    """Cargo's target directory survives between builds of a local rock (same builder).
+
+    Only for a local rock: `luarocks install` unpacks into a fresh temporary directory, and
+    moving cargo's target directory elsewhere would break rockspecs that copy from it.
+    """
+    if step.workdir is None:
+        return ()
+    cache_id = f"{CACHE_PREFIX}{builder.hash}-{step.name}-target"
+    return (f"type=cache,target={step.workdir}/target,id={cache_id},sharing=locked",)
+
+
+def cargo_home(image_env: Mapping[str, str], rock_env: Mapping[str, str]) -> str:
+    """Where cargo keeps its downloads in a rock build: CARGO_HOME, else $HOME/.cargo, from
+    the config's builder env over the builder image's; HOME of the build user (root) last."""
+    env = {**image_env, **rock_env}
+    if env.get("CARGO_HOME"):
+        return env["CARGO_HOME"].rstrip("/") or "/"
+    return f"{(env.get('HOME') or '/root').rstrip('/')}/.cargo"
+
+
+def cargo_download_mounts(builder: Unit, home: str) -> tuple[str, ...]:
+    """Cargo's registry and git checkouts survive between rock builds (same builder), so a
+    changed rock doesn't download its crates again. Every rock's install gets them."""
+    return tuple(
+        f"type=cache,target={home}/{part},id={CACHE_PREFIX}{builder.hash}-cargo-{part}"
+        ",sharing=locked"
+        for part in ("registry", "git")
+    )
+
+
+def _rock_inputs(rock: Rock, facts: RockFacts) -> dict[str, object]:
+    """A rock as its hash sees it: a local source by content, never by where it lies."""
+    source = rock.where
+    return {
+        "name": rock.name,
+        "requirement": rock.version,
+        "source": source.kind if source.is_local else rock.source,
+        "rockspec": facts.local.rockspec if facts.local else None,
+        "digest": facts.digest or None,
+    }
+
+
+def _image_inputs(facts: ImageFacts | None, ref: str) -> dict[str, object]:
+    return {"ref": ref, "id": facts.image_id if facts else None}
+
+
+def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
+    config = target.config
+    setup = builder_setup_commands(config)
+    apt = config.builder.package_manager == "apt"
+    setup_env = {"DEBIAN_FRONTEND": "noninteractive"} if apt else {}
+    builder = Unit(
+        "builder",
+        {
+            "image": _image_inputs(inputs.builder, config.builder.image),
+            "setup": [shlex.join(argv) for argv in setup],
+            "setup_env": setup_env,
+        },
+    )
+    facts = inputs.rocks or tuple(RockFacts() for _ in config.rocks)
+    lock = inputs.lock
+    steps = tuple(
+        rock_step(config, rock, fact.local, lock)
+        for rock, fact in zip(config.rocks, facts, strict=True)
+    )
+    deps = config.luarocks.where
+    rock_tree = Unit(
+        "rock-tree",
+        {
+            "rocks": [_rock_inputs(r, f) for r, f in zip(config.rocks, facts, strict=True)],
+            "server": None
+            if lock
+            else (inputs.server_digest or None)
+            if deps and deps.is_local_server
+            else deps.text
+            if deps
+            else None,
+            "lock": lock.hashed() if lock else None,
+            "install": [shlex.join(step.argv) for step in steps],
+            "env": shown_env(config.builder.env),
+            "tree": config.staging.tree,
+        },
+        (builder,),
+    )
+    steps = tuple(replace(step, mounts=cache_mounts(rock_tree.depends[0], step)) for step in steps)
+    labels = static_labels(target)
+    timestamp = config.output.source_date_epoch
+    if timestamp is None:
+        timestamp = inputs.base.created if inputs.base else 0
+    runtime = Unit(
+        "runtime",
+        {
+            "base": _image_inputs(inputs.base, config.runtime.base_image),
+            "prefix": config.runtime.prefix,
+            "labels": labels,
+            "timestamp": timestamp,
+            "verify": {
+                "luajit": config.runtime.luajit,
+                "user": config.runtime.user,
+                "artifacts": list(config.artifacts),
+                "smoke": inputs.verify_digest,
+            },
+        },
+        (rock_tree,),
+    )
+    return BuildPlan(
+        target=target.name,
+        run_id=run_id,
+        base_image=config.runtime.base_image,
+        builder_image=config.builder.image,
+        # Containers start from the IDs the hashes were computed from, not from names that
+        # could have moved since.
+        base_id=inputs.base.image_id if inputs.base else config.runtime.base_image,
+        builder_id=inputs.builder.image_id if inputs.builder else config.builder.image,
+        builder=builder,
+        rock_tree=rock_tree,
+        runtime=runtime,
+        builder_setup=setup,
+        setup_env=setup_env,
+        rocks=steps,
+        rock_env=dict(config.builder.env),
+        servers=local_servers(config, lock),
+        lock=lock,
+        make_manifest=(f"{config.builder.luarocks}-admin", "make-manifest", VENDOR_DIR)
+        if lock
+        else (),
+        luarocks_command=_luarocks(config, None),
+        source_digests={
+            rock.name: fact.digest
+            for rock, fact in zip(config.rocks, facts, strict=True)
+            if rock.where.kind in ("directory", "file")
+        },
+        tree=config.staging.tree,
+        prefix=config.runtime.prefix,
+        lua_version=config.runtime.lua_version,
+        output_ref=config.output.reference,
+        timestamp=timestamp,
+        resolved=inputs.base is not None and inputs.builder is not None,
+        # A range from a server resolves to whatever is newest when it runs: not an input
+        # the hash can see, so such a rock tree (and its runtime) is built every time. A lock
+        # pins every version and its bytes.
+        cacheable=lock is not None
+        or all(
+            fact.local is not None or rock.where.kind == "file" or rock.requirement.exact
+            for rock, fact in zip(config.rocks, facts, strict=True)
+        ),
+        labels=labels,
+    )

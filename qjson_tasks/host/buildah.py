@@ -1,0 +1,256 @@
+"""A thin facade over the buildah subcommands the project uses.
+
+Every method builds an argv list and hands it to the runner, so tests can read the exact
+commands. Working containers and mounts live in context managers that remove them on the way
+out, on errors and on Ctrl-C too, without hiding the original error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from qjson_tasks.errors import ToolError, ToolMissingError
+from qjson_tasks.host.answers import ContainerInfo, ImageInfo, ListedImage
+from qjson_tasks.host.runner import Runner, ShRunner
+
+# buildah 1.28's chroot isolation copies itself into a sealed memfd before it starts the
+# command; with several runs at once the seal sometimes fails with EBUSY. Nothing has run in
+# the container then, so running it again is safe.
+CHROOT_SETUP_RACE = "sealing memfd copy: Device or resource busy"
+RUN_ATTEMPTS = 3
+
+
+def _warn(message: str) -> None:
+    print(f"WARNING {message}", file=sys.stderr)
+
+
+ImageListing = Future[list[ListedImage]]
+
+
+def start_image_listing(runner: Runner | None = None) -> ImageListing:
+    """`buildah images` started in a thread, for a Buildah's first images() call.
+
+    On a build where nothing changed this listing is a third of the time left after Python
+    has started; run this way it overlaps loading pydantic and the config instead.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="buildah-images")
+    listing = pool.submit(Buildah(runner or ShRunner()).images)
+    pool.shutdown(wait=False)
+    return listing
+
+
+class Buildah:
+    def __init__(
+        self,
+        runner: Runner,
+        isolation: str = "chroot",
+        keep: bool = False,
+        listing: ImageListing | None = None,
+    ) -> None:
+        self.runner = runner
+        self.isolation = isolation
+        self.keep = keep
+        self._listing = listing
+
+    def _run(self, *args: str, stream: bool = False, input: str | None = None) -> str:
+        return self.runner.run(["buildah", *args], stream=stream, input=input)
+
+    # --- images -------------------------------------------------------------------------
+    def inspect_image(self, ref: str) -> ImageInfo | None:
+        """What the image's inspect document says, or None when no such local image exists."""
+        try:
+            out = self._run("inspect", "--type", "image", ref)
+        except ToolMissingError:
+            raise
+        except ToolError as exc:
+            if "image not known" in str(exc) or "not found" in str(exc):
+                return None
+            raise
+        return ImageInfo.from_inspect(out)
+
+    def image_id(self, ref: str) -> str | None:
+        info = self.inspect_image(ref)
+        return info.image_id if info else None
+
+    def pull(self, ref: str) -> str:
+        return self._run("pull", "--quiet", ref, stream=True).strip().splitlines()[-1]
+
+    def tag(self, image: str, *refs: str) -> None:
+        self._run("tag", image, *refs)
+
+    def rmi(self, ref: str) -> None:
+        self._run("rmi", ref)
+
+    def images(self, intermediate: bool = False) -> list[ListedImage]:
+        """Local images with full IDs (`id`) and their `names`; with intermediate, also the
+        layer images `buildah build --layers` keeps. The first call takes the answer of the
+        listing given to the constructor, if any."""
+        if self._listing is not None and not intermediate:
+            listing, self._listing = self._listing, None
+            return listing.result()
+        extra = ("--all",) if intermediate else ()
+        return ListedImage.listing(self._run("images", *extra, "--json", "--no-trunc"))
+
+    def image_names(self, image_id: str) -> list[str] | None:
+        """The names of a local image by full ID, None when it does not exist."""
+        for image in self.images():
+            if image.image_id == image_id:
+                return list(image.names)
+        return None
+
+    def build(self, containerfile: Path, tag: str, context: Path, *extra: str) -> str:
+        """`buildah build --layers` of a Containerfile (the bench's yardstick)."""
+        return self._run(
+            "build", "--layers", "--pull=never", "--isolation", self.isolation, "--quiet",
+            "-f", str(containerfile), "-t", tag, *extra, str(context),
+        )  # fmt: skip
+
+    def version(self) -> str:
+        """`buildah version 1.28.2`, without the commit and Go version."""
+        return self._run("--version").split(" (")[0].strip()
+
+    # --- containers ---------------------------------------------------------------------
+    def from_image(self, image: str, name: str) -> str:
+        return self._run("from", "--quiet", "--pull=never", "--name", name, image).strip()
+
+    def from_scratch(self, name: str) -> str:
+        return self._run("from", "--quiet", "--name", name, "scratch").strip()
+
+    def rm(self, container: str) -> None:
+        self._run("rm", container)
+
+    def run(
+        self,
+        container: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        mounts: Sequence[str] = (),
+        stream: bool = True,
+    ) -> str:
+        args = ["run", "--isolation", self.isolation]
+        for mount in mounts:
+            args += ["--mount", mount]
+        for key, value in (env or {}).items():
+            args += ["--env", f"{key}={value}"]
+        if workdir:
+            args += ["--workingdir", workdir]
+        if user:
+            args += ["--user", user]
+        command = (*args, container, "--", *argv)
+        for attempt in range(2, RUN_ATTEMPTS + 1):
+            try:
+                return self._run(*command, stream=stream)
+            except ToolError as exc:
+                if CHROOT_SETUP_RACE not in str(exc):
+                    raise
+                _warn(f"buildah run failed before the command started; trying again ({attempt})")
+        return self._run(*command, stream=stream)
+
+    def copy(
+        self,
+        container: str,
+        source: str,
+        destination: str,
+        *,
+        chown: str | None = None,
+        from_image: str | None = None,
+    ) -> None:
+        """Copy a host path, or with from_image a path inside that image or container."""
+        args = ["copy", "--quiet"]
+        if chown:
+            args += ["--chown", chown]
+        if from_image:
+            args += ["--from", from_image]
+        self._run(*args, container, source, destination)
+
+    def config(
+        self,
+        container: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cmd: str | None = None,
+    ) -> None:
+        args = ["config"]
+        for key, value in (labels or {}).items():
+            args += ["--label", f"{key}={value}"]
+        for key, value in (env or {}).items():
+            args += ["--env", f"{key}={value}"]
+        if user is not None:
+            args += ["--user", user]
+        if workdir is not None:
+            args += ["--workingdir", workdir]
+        if cmd is not None:
+            args += ["--cmd", cmd]
+        if len(args) > 1:
+            self._run(*args, container)
+
+    def commit(
+        self,
+        container: str,
+        ref: str | None = None,
+        *,
+        timestamp: int | None = None,
+    ) -> str:
+        """Commit; with no ref the image stays unnamed. Returns the image ID."""
+        args = ["commit", "--quiet", "--identity-label=false"]
+        if timestamp is not None:
+            args += ["--timestamp", str(timestamp)]
+        args.append(container)
+        if ref:
+            args.append(ref)
+        return self._run(*args).strip().splitlines()[-1]
+
+    def mount(self, container: str) -> Path:
+        return Path(self._run("mount", container).strip())
+
+    def umount(self, container: str) -> None:
+        self._run("umount", container)
+
+    def containers(self) -> list[ContainerInfo]:
+        return ContainerInfo.listing(self._run("containers", "--json"))
+
+    # --- scoped resources ---------------------------------------------------------------
+    @contextmanager
+    def container(self, image: str, name: str, *, scratch: bool = False) -> Iterator[str]:
+        """A working container removed on exit (kept, with a hint, when keep is set)."""
+        ctr = self.from_scratch(name) if scratch else self.from_image(image, name)
+        failed = True
+        try:
+            yield ctr
+            failed = False
+        finally:
+            if self.keep and failed:
+                _warn(f"kept container '{name}' for debugging; remove it with: buildah rm {name}")
+            else:
+                self._quietly(self.rm, ctr)
+
+    @contextmanager
+    def mounted(self, container: str) -> Iterator[Path]:
+        path = self.mount(container)
+        try:
+            yield path
+        finally:
+            self._quietly(self.umount, container)
+
+    def rmi_quietly(self, ref: str) -> bool:
+        return self._quietly(self.rmi, ref)
+
+    def _quietly(self, action: Any, *args: str) -> bool:
+        # Cleanup must not replace the error that got us here; report and go on.
+        try:
+            action(*args)
+        except ToolError as exc:
+            _warn(f"cleanup: {exc}")
+            return False
+        return True

@@ -1,0 +1,83 @@
+"""The bench's arithmetic and report: ratios, targets, Markdown and the README section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qjson_tasks.app import bench, bench_report
+from qjson_tasks.app.targets import resolve_target
+from qjson_tasks.config.load import load_target
+from tests.conftest import PROJECT_DIR
+
+
+def results(warm_ours: float = 0.4, warm_theirs: float = 4.0) -> dict[str, Any]:
+    seconds = {
+        "cold qjson-tasks": [40.0, 42.0, 41.0],
+        "cold buildah build": [50.0, 52.0, 51.0],
+        "warm qjson-tasks": [warm_ours] * 3,
+        "warm buildah build": [warm_theirs] * 3,
+        "rock change qjson-tasks": [9.0, 10.0, 11.0],
+        "rock change buildah build": [20.0, 21.0, 22.0],
+        "verify": [3.0, 3.1, 2.9],
+    }
+    samples = {name: bench_report.Samples(list(values)) for name, values in seconds.items()}
+    data: dict[str, Any] = {
+        "repeat": 3,
+        "machine": "x86_64, 2 cores, buildah version 1.28.2",
+        "date": "2026-11-21",
+        "timings": {name: {**s.summary(), "seconds": s.seconds} for name, s in samples.items()},
+        "ratios": bench_report.ratios(samples),
+        "sizes": {
+            "shipped_bytes": 346876,
+            "runtime_added_bytes": 360960,
+            "buildah_build_added_bytes": 360960,
+            "single_stage_added_bytes": 700_000_000,
+        },
+        "reproducible": True,
+    }
+    data["targets_met"] = bench_report.evaluate(data)
+    return data
+
+
+def test_ratios_are_medians_divided() -> None:
+    ratios = results()["ratios"]
+    assert ratios["warm: qjson-tasks / buildah build"] == 0.1
+    assert ratios["rock change / cold (qjson-tasks)"] == round(10 / 41, 3)
+    assert ratios["cold: qjson-tasks / buildah build"] == round(41 / 51, 3)
+
+
+def test_targets_are_judged_from_the_same_run() -> None:
+    assert all(results()["targets_met"].values())
+    slow = results(warm_ours=1.0, warm_theirs=4.0)["targets_met"]
+    assert slow["warm: qjson-tasks / buildah build"] is False
+
+
+def test_the_markdown_has_every_scenario_and_size() -> None:
+    text = bench_report.markdown(results())
+    for needle in ("| cold |", "| warm |", "| rock change |", "346876", "single stage", "met"):
+        assert needle in text
+    assert "0.40 s (0.40 to 0.40)" in text
+
+
+def test_the_readme_section_between_the_markers_is_replaced(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench_report.README_BEGIN}\nold\n{bench_report.README_END}\noutro\n")
+    assert bench_report.update_readme(readme, "new table\n")
+    assert readme.read_text() == (
+        f"intro\n{bench_report.README_BEGIN}\nnew table\n{bench_report.README_END}\noutro\n"
+    )
+    plain = tmp_path / "OTHER.md"
+    plain.write_text("no markers\n")
+    assert not bench_report.update_readme(plain, "x")
+    assert plain.read_text() == "no markers\n"
+
+
+def test_the_bench_builds_its_own_copy_of_the_rock_under_its_own_name(tmp_path: Path) -> None:
+    setup = bench.prepare(resolve_target("offline"), tmp_path, PROJECT_DIR)
+    copy = load_target(setup.config_path).config
+    assert copy.rock.source == str(tmp_path / "rock")
+    assert setup.rock_lib == tmp_path / "rock" / "src" / "lib.rs" and setup.rock_lib.is_file()
+    assert copy.output.reference.startswith(f"{bench.BENCH_REPOSITORY}/")
+    # The Containerfile's build context is the scratch directory holding the copy.
+    assert "COPY rock/ /qjson-src/qjson-demo/" in setup.containerfile.read_text()
