@@ -134,7 +134,7 @@ def offline_target() -> Target:
 
 
 def our_containers(buildah: Buildah) -> set[str]:
-    return {c["containername"] for c in buildah.containers() if c["containername"].startswith(OURS)}
+    return {c.name for c in buildah.containers() if c.name.startswith(OURS)}
 
 
 def storage_mounts(buildah: Buildah) -> set[str]:
@@ -161,7 +161,7 @@ def no_leftovers(buildah: Buildah) -> Iterator[None]:
     made = [
         name
         for image in buildah.images()
-        for name in image["names"] or ()
+        for name in image.names
         if name.startswith(TEST_REPOSITORY) and SUFFIX in name
     ]
     for name in made:

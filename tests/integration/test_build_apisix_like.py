@@ -102,7 +102,7 @@ def test_apisix_like_runtime_keeps_its_contract(
     info = tools.buildah.inspect_image(result.image_ref)
     base = tools.buildah.inspect_image(apisix_like_base)
     assert info is not None and base is not None
-    mine, theirs = info["OCIv1"]["config"], base["OCIv1"]["config"]
+    mine, theirs = info.config, base.config
     for field in ("User", "Entrypoint", "Cmd", "WorkingDir", "Env", "ExposedPorts"):
         assert mine.get(field) == theirs.get(field), field
     assert mine["User"] == "apisix"
@@ -123,7 +123,7 @@ def test_a_failed_verification_keeps_the_previous_image_under_the_tag(
         "app",
         verify='[verify]\nsmoke_script = "failing.lua"',
     )
-    images_before = {i["id"] for i in tools.buildah.images()}
+    images_before = {i.image_id for i in tools.buildah.images()}
 
     with pytest.raises(StepError) as caught:
         run_build(bad, tools)
@@ -131,4 +131,4 @@ def test_a_failed_verification_keeps_the_previous_image_under_the_tag(
     assert caught.value.step == "verify"
     assert "planted smoke failure" in str(caught.value)
     assert tools.buildah.image_id(first.image_ref) == first.image_id
-    assert {i["id"] for i in tools.buildah.images()} == images_before
+    assert {i.image_id for i in tools.buildah.images()} == images_before

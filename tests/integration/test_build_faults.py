@@ -44,7 +44,7 @@ from tests.integration.conftest import (
 
 
 def unnamed_images(buildah: Buildah) -> set[str]:
-    return {str(i["id"]) for i in buildah.images() if not i.get("names")}
+    return {i.image_id for i in buildah.images() if not i.names}
 
 
 @dataclass
@@ -88,9 +88,7 @@ def scenario(
         ref = each.target.config.output.reference
         assert buildah.image_id(ref) == built.image_id, f"{ref} was moved or removed"
         leftovers = {
-            c["containername"]
-            for c in buildah.containers()
-            if c["containername"].startswith(f"{OURS}{each.name}-")
+            c.name for c in buildah.containers() if c.name.startswith(f"{OURS}{each.name}-")
         }
         assert not leftovers, f"working containers left: {leftovers}"
     assert storage_mounts(buildah) - mounts_before == set()

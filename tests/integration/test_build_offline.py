@@ -79,7 +79,7 @@ def test_image_luajit_requires_qjson_and_reads_parsed_json(
 def test_runtime_keeps_the_base_user(built: BuildResult, buildah: Buildah) -> None:
     info = buildah.inspect_image(built.image_ref)
     assert info is not None
-    config = info["OCIv1"]["config"]
+    config = info.config
     assert config["User"] == "app"
     assert config["Labels"]["org.qjson-tasks.rock"] == "qjson-demo"
     assert config["Labels"]["org.qjson-tasks.rock.version"] == "0.1.0-1"
@@ -102,5 +102,5 @@ def test_verify_cli_passes_writes_json_and_leaves_the_image_unchanged(
     assert data["passed"] is True and len(data["checks"]) == 7
     after = buildah.inspect_image(built.image_ref)
     assert before is not None and after is not None
-    assert after["FromImageID"] == before["FromImageID"]
-    assert after["FromImageDigest"] == before["FromImageDigest"]
+    assert after.image_id == before.image_id
+    assert after.digest == before.digest

@@ -60,9 +60,9 @@ def forget(buildah: Buildah, configs: list[Path]) -> None:
 
 def assert_nothing_left(buildah: Buildah, names: list[str]) -> None:
     left = {
-        c["containername"]
+        c.name
         for c in buildah.containers()
-        if any(c["containername"].startswith(f"{OURS}{name}-") for name in names)
+        if any(c.name.startswith(f"{OURS}{name}-") for name in names)
     }
     assert not left, left
 

@@ -54,11 +54,7 @@ def prefix_of(buildah: Buildah, image: str, role: str, prefix: str) -> dict[str,
 
 def build_containers(buildah: Buildah) -> set[str]:
     """Working containers as `buildah build` names them (`<image>-working-container`)."""
-    return {
-        c["containername"]
-        for c in buildah.containers()
-        if c["containername"].endswith("-working-container")
-    }
+    return {c.name for c in buildah.containers() if c.name.endswith("-working-container")}
 
 
 def test_offline_containerfile_builds_the_same_prefix(
@@ -91,7 +87,7 @@ def test_offline_containerfile_builds_the_same_prefix(
 
     info = buildah.inspect_image(ref)
     assert info is not None
-    image_config = info["OCIv1"]["config"]
+    image_config = info.config
     assert image_config.get("User") == config.runtime.user
     assert image_config["Labels"]["org.qjson-tasks.target"] == "offline"
 

@@ -35,7 +35,7 @@ def test_a_base_pinned_by_digest_builds_from_that_digest(
     labels = image_labels(buildah, result.image_ref)
     assert labels["org.qjson-tasks.base-image"] == pinned_ref
     # Same base image, so the same layers below the tree as the unpinned build.
-    base_layers = buildah.inspect_image(pinned_ref)["OCIv1"]["rootfs"]["diff_ids"]
-    ours = buildah.inspect_image(result.image_ref)["OCIv1"]["rootfs"]["diff_ids"]
+    base_layers = buildah.inspect_image(pinned_ref).diff_ids
+    ours = buildah.inspect_image(result.image_ref).diff_ids
     assert ours[: len(base_layers)] == base_layers
     assert result.units["runtime"] != built.units["runtime"]  # the reference is an input
