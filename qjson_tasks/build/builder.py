@@ -11,8 +11,9 @@ from pathlib import Path
 
 from qjson_tasks.build.images import ImageIndex, commit_unit, ensure_image, image_facts, image_index
 from qjson_tasks.build.inputs import plan_inputs
-from qjson_tasks.build.plan import VENDOR_DIR, PlanInputs, make_plan
+from qjson_tasks.build.plan import PlanInputs, make_plan
 from qjson_tasks.build.session import BuildSession, Session
+from qjson_tasks.build.steps import VENDOR_DIR
 from qjson_tasks.host import locks
 
 # Builder steps write / and install packages: root, whatever USER the builder image sets.

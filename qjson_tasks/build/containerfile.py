@@ -6,13 +6,8 @@ import json
 import shlex
 from pathlib import Path
 
-from qjson_tasks.build.plan import (
-    builder_setup_commands,
-    is_secret_name,
-    local_servers,
-    rock_step,
-    static_labels,
-)
+from qjson_tasks.build.plan import is_secret_name, static_labels
+from qjson_tasks.build.steps import builder_setup_commands, local_servers, rock_step
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ConfigError
 from qjson_tasks.rocks.source import find_local_rock

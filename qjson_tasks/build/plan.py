@@ -15,17 +15,22 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from qjson_tasks.build.steps import (
+    VENDOR_DIR,
+    Argv,
+    LocalRock,
+    RockStep,
+    builder_setup_commands,
+    cache_mounts,
+    local_servers,
+    luarocks_argv,
+    rock_step,
+)
 from qjson_tasks.config.lockfile import Lock
 from qjson_tasks.config.model import Rock, Target, TargetConfig
-from qjson_tasks.config.sources import RockSource
 
 UNIT_REPOSITORY = "localhost/qjson-tasks/unit"
-SOURCE_DIR = "/qjson-src"
-# Local rock servers (and, with a lock, the vendored rocks) are copied here in the builder.
-SERVER_DIR = "/qjson-servers"
-VENDOR_DIR = "/qjson-vendor"
 LABEL_PREFIX = "org.qjson-tasks"
-CACHE_PREFIX = "qjson-tasks-"
 # Part of every unit's hash: bump a kind's number when the way such a unit is made changes
 # (its recipe), so images made by an older qjson-tasks are not taken for current ones.
 RECIPES = {"builder": 3, "rock-tree": 4, "runtime": 4}
@@ -33,17 +38,6 @@ RECIPES = {"builder": 3, "rock-tree": 4, "runtime": 4}
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
 
 SECRET_MARK = "<hidden>"
-
-Argv = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class LocalRock:
-    """A rock directory on the host and the rockspec found in it (relative path)."""
-
-    directory: str
-    rockspec: str
-    version: str
 
 
 @dataclass(frozen=True)
@@ -53,19 +47,6 @@ class RockFacts:
 
     local: LocalRock | None = None
     digest: str = ""
-
-
-@dataclass(frozen=True)
-class RockStep:
-    """Installing one rock in the builder: what is copied in first, then the command."""
-
-    name: str
-    requirement: str
-    argv: Argv
-    workdir: str | None = None
-    copy: tuple[str, str] | None = None  # (host path, path in the builder)
-    mounts: tuple[str, ...] = ()
-    copies_directory: bool = False  # copy is a rock directory (else a rock file)
 
 
 @dataclass(frozen=True)
@@ -224,87 +205,6 @@ def shown_env(env: Mapping[str, str]) -> dict[str, str]:
     return {key: SECRET_MARK if is_secret_name(key) else value for key, value in env.items()}
 
 
-def builder_setup_commands(config: TargetConfig) -> tuple[Argv, ...]:
-    builder = config.builder
-    commands: list[Argv] = []
-    if builder.packages and builder.package_manager == "apt":
-        commands.append(("apt-get", "update"))
-        commands.append(("apt-get", "install", "-y", "--no-install-recommends", *builder.packages))
-        commands.append(("apt-get", "clean"))
-    elif builder.packages and builder.package_manager == "apk":
-        commands.append(("apk", "add", "--no-cache", *builder.packages))
-    commands.extend(("/bin/sh", "-c", script) for script in builder.setup)
-    return tuple(commands)
-
-
-def _luarocks(config: TargetConfig, server: str | None) -> Argv:
-    only = (f"--only-server={server}",) if server else ()
-    return (config.builder.luarocks, f"--lua-version={config.runtime.lua_version}", *only)
-
-
-def server_path(server: RockSource, name: str) -> str:
-    """Where a server is found from inside the builder: remote URLs as they are, local
-    directories under SERVER_DIR."""
-    return f"{SERVER_DIR}/{name}" if server.is_local_server else server.text
-
-
-def rock_step(
-    config: TargetConfig, rock: Rock, local: LocalRock | None, lock: Lock | None
-) -> RockStep:
-    """How one rock is installed into the staging tree.
-
-    Without a lock each rock comes from its own source, and luarocks finds dependencies on
-    the rock's server (or luarocks.server). With a lock every rock and dependency comes from
-    the vendored directory, which holds exactly the locked files.
-    """
-    tree = f"--tree={config.staging.tree}"
-    source_dir = f"{SOURCE_DIR}/{rock.name}"
-    deps = config.luarocks.where
-    dep_server = server_path(deps, "deps") if deps else None
-    if lock is not None:
-        dep_server = VENDOR_DIR
-    if local is not None:
-        return RockStep(
-            rock.name,
-            rock.version,
-            (*_luarocks(config, dep_server), "make", tree, local.rockspec),
-            workdir=source_dir,
-            copy=(local.directory, source_dir),
-            copies_directory=True,
-        )
-    entry = lock.entry(rock.name) if lock else None
-    if entry is not None:
-        argv = (*_luarocks(config, VENDOR_DIR), "install", tree, rock.name, entry.version)
-        return RockStep(rock.name, rock.version, argv)
-    source = rock.where
-    if source.kind == "file":
-        inside = f"{SOURCE_DIR}/{rock.source.rsplit('/', 1)[-1]}"
-        argv = (*_luarocks(config, dep_server), "install", tree, inside)
-        return RockStep(rock.name, rock.version, argv, copy=(rock.source, inside))
-    server = server_path(source, rock.name) if source.kind == "server" else dep_server
-    exact = rock.requirement.exact
-    version = (str(exact),) if exact else ()
-    return RockStep(
-        rock.name,
-        rock.version,
-        (*_luarocks(config, server), "install", tree, rock.name, *version),
-    )
-
-
-def local_servers(config: TargetConfig, lock: Lock | None) -> tuple[tuple[str, str], ...]:
-    """Rock servers on this machine, copied into the builder (with a lock: none needed)."""
-    if lock is not None:
-        return ()
-    servers = []
-    deps = config.luarocks.where
-    if deps and deps.host_path:
-        servers.append((deps.host_path, server_path(deps, "deps")))
-    for rock in config.rocks:
-        if rock.where.is_local_server and rock.where.host_path:
-            servers.append((rock.where.host_path, server_path(rock.where, rock.name)))
-    return tuple(servers)
-
-
 def static_labels(target: Target) -> dict[str, str]:
     """Labels that follow from the config alone (the Containerfile carries them too)."""
     config = target.config
@@ -317,37 +217,6 @@ def static_labels(target: Target) -> dict[str, str]:
         f"{LABEL_PREFIX}.prefix": config.runtime.prefix,
         "org.opencontainers.image.base.name": config.runtime.base_image,
     }
-
-
-def cache_mounts(builder: Unit, step: RockStep) -> tuple[str, ...]:
-    """Cargo's target directory survives between builds of a local rock (same builder).
-
-    Only for a local rock: `luarocks install` unpacks into a fresh temporary directory, and
-    moving cargo's target directory elsewhere would break rockspecs that copy from it.
-    """
-    if step.workdir is None:
-        return ()
-    cache_id = f"{CACHE_PREFIX}{builder.hash}-{step.name}-target"
-    return (f"type=cache,target={step.workdir}/target,id={cache_id},sharing=locked",)
-
-
-def cargo_home(image_env: Mapping[str, str], rock_env: Mapping[str, str]) -> str:
-    """Where cargo keeps its downloads in a rock build: CARGO_HOME, else $HOME/.cargo, from
-    the config's builder env over the builder image's; HOME of the build user (root) last."""
-    env = {**image_env, **rock_env}
-    if env.get("CARGO_HOME"):
-        return env["CARGO_HOME"].rstrip("/") or "/"
-    return f"{(env.get('HOME') or '/root').rstrip('/')}/.cargo"
-
-
-def cargo_download_mounts(builder: Unit, home: str) -> tuple[str, ...]:
-    """Cargo's registry and git checkouts survive between rock builds (same builder), so a
-    changed rock doesn't download its crates again. Every rock's install gets them."""
-    return tuple(
-        f"type=cache,target={home}/{part},id={CACHE_PREFIX}{builder.hash}-cargo-{part}"
-        ",sharing=locked"
-        for part in ("registry", "git")
-    )
 
 
 def _rock_inputs(rock: Rock, facts: RockFacts) -> dict[str, object]:
@@ -364,6 +233,61 @@ def _rock_inputs(rock: Rock, facts: RockFacts) -> dict[str, object]:
 
 def _image_inputs(facts: ImageFacts | None, ref: str) -> dict[str, object]:
     return {"ref": ref, "id": facts.image_id if facts else None}
+
+
+def _server_input(config: TargetConfig, inputs: PlanInputs) -> object:
+    """The dependency server as the rock tree's hash sees it: a local one by content."""
+    deps = config.luarocks.where
+    if inputs.lock or deps is None:
+        return None
+    return (inputs.server_digest or None) if deps.is_local_server else deps.text
+
+
+def _rock_tree_unit(
+    config: TargetConfig,
+    inputs: PlanInputs,
+    facts: tuple[RockFacts, ...],
+    steps: tuple[RockStep, ...],
+    builder: Unit,
+) -> Unit:
+    lock = inputs.lock
+    return Unit(
+        "rock-tree",
+        {
+            "rocks": [_rock_inputs(r, f) for r, f in zip(config.rocks, facts, strict=True)],
+            "server": _server_input(config, inputs),
+            "lock": lock.hashed() if lock else None,
+            "install": [shlex.join(step.argv) for step in steps],
+            "env": shown_env(config.builder.env),
+            "tree": config.staging.tree,
+        },
+        (builder,),
+    )
+
+
+def _runtime_unit(
+    config: TargetConfig,
+    inputs: PlanInputs,
+    rock_tree: Unit,
+    labels: Mapping[str, str],
+    timestamp: int,
+) -> Unit:
+    return Unit(
+        "runtime",
+        {
+            "base": _image_inputs(inputs.base, config.runtime.base_image),
+            "prefix": config.runtime.prefix,
+            "labels": labels,
+            "timestamp": timestamp,
+            "verify": {
+                "luajit": config.runtime.luajit,
+                "user": config.runtime.user,
+                "artifacts": list(config.artifacts),
+                "smoke": inputs.verify_digest,
+            },
+        },
+        (rock_tree,),
+    )
 
 
 def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
@@ -385,46 +309,13 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
         rock_step(config, rock, fact.local, lock)
         for rock, fact in zip(config.rocks, facts, strict=True)
     )
-    deps = config.luarocks.where
-    rock_tree = Unit(
-        "rock-tree",
-        {
-            "rocks": [_rock_inputs(r, f) for r, f in zip(config.rocks, facts, strict=True)],
-            "server": None
-            if lock
-            else (inputs.server_digest or None)
-            if deps and deps.is_local_server
-            else deps.text
-            if deps
-            else None,
-            "lock": lock.hashed() if lock else None,
-            "install": [shlex.join(step.argv) for step in steps],
-            "env": shown_env(config.builder.env),
-            "tree": config.staging.tree,
-        },
-        (builder,),
-    )
-    steps = tuple(replace(step, mounts=cache_mounts(rock_tree.depends[0], step)) for step in steps)
-    labels = static_labels(target)
+    rock_tree = _rock_tree_unit(config, inputs, facts, steps, builder)
+    steps = tuple(replace(step, mounts=cache_mounts(builder.hash, step)) for step in steps)
     timestamp = config.output.source_date_epoch
     if timestamp is None:
         timestamp = inputs.base.created if inputs.base else 0
-    runtime = Unit(
-        "runtime",
-        {
-            "base": _image_inputs(inputs.base, config.runtime.base_image),
-            "prefix": config.runtime.prefix,
-            "labels": labels,
-            "timestamp": timestamp,
-            "verify": {
-                "luajit": config.runtime.luajit,
-                "user": config.runtime.user,
-                "artifacts": list(config.artifacts),
-                "smoke": inputs.verify_digest,
-            },
-        },
-        (rock_tree,),
-    )
+    labels = static_labels(target)
+    runtime = _runtime_unit(config, inputs, rock_tree, labels, timestamp)
     return BuildPlan(
         target=target.name,
         run_id=run_id,
@@ -446,7 +337,7 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
         make_manifest=(f"{config.builder.luarocks}-admin", "make-manifest", VENDOR_DIR)
         if lock
         else (),
-        luarocks_command=_luarocks(config, None),
+        luarocks_command=luarocks_argv(config, None),
         source_digests={
             rock.name: fact.digest
             for rock, fact in zip(config.rocks, facts, strict=True)

@@ -23,14 +23,9 @@ from qjson_tasks.build.labels import (
     TREE_FILES_LABEL,
     VERSION_LABEL,
 )
-from qjson_tasks.build.plan import (
-    VENDOR_DIR,
-    BuildPlan,
-    RockStep,
-    cargo_download_mounts,
-    cargo_home,
-)
+from qjson_tasks.build.plan import BuildPlan
 from qjson_tasks.build.session import BuildSession
+from qjson_tasks.build.steps import VENDOR_DIR, RockStep, cargo_download_mounts, cargo_home
 from qjson_tasks.errors import ToolError
 from qjson_tasks.luarocks.versions import Requirement
 from qjson_tasks.rocks.source import ignored
@@ -133,7 +128,7 @@ def install_rocks(session: BuildSession, builder: str, vendored: Path) -> None:
         buildah.copy(builder, str(vendored), VENDOR_DIR)
         buildah.run(builder, plan.make_manifest, user=BUILD_USER)
     home = cargo_home(image_env(buildah, plan.builder.image), plan.rock_env)
-    downloads = cargo_download_mounts(plan.builder, home)
+    downloads = cargo_download_mounts(plan.builder.hash, home)
     for rock in plan.rocks:
         _install_rock(session, builder, replace(rock, mounts=rock.mounts + downloads))
 

@@ -9,7 +9,8 @@ import os
 import re
 from pathlib import Path
 
-from qjson_tasks.build.plan import LocalRock, RockFacts
+from qjson_tasks.build.plan import RockFacts
+from qjson_tasks.build.steps import LocalRock
 from qjson_tasks.config.model import Target
 from qjson_tasks.config.sources import RockSource
 from qjson_tasks.errors import ConfigError

@@ -14,14 +14,8 @@ from typing import Any
 import pytest
 import tomli_w
 
-from qjson_tasks.build.plan import (
-    BuildPlan,
-    ImageFacts,
-    PlanInputs,
-    RockFacts,
-    cargo_home,
-    make_plan,
-)
+from qjson_tasks.build.plan import BuildPlan, ImageFacts, PlanInputs, RockFacts, make_plan
+from qjson_tasks.build.steps import cargo_home
 from qjson_tasks.config.load import find_target
 from qjson_tasks.config.lockfile import Lock, LockedRock
 from qjson_tasks.config.model import Target

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from qjson_tasks.build.plan import LocalRock
+from qjson_tasks.build.steps import LocalRock
 from qjson_tasks.config.load import load_target, parse_target
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ConfigError
