@@ -1,219 +1,248 @@
-"""Read Lua data files as luarocks writes and reads them: rockspecs and manifests.
+"""Read Lua data files (rockspecs, manifests) by running them as luarocks does, in a sandbox.
 
-Only data is read: `name = value` statements (and `local name = value`) whose values are
-literals, table constructors, `..` joins of strings and numbers, and names assigned before.
-Anything else (calls, operators, control flow) is an error naming the file and line.
+luarocks loads these files with `load(text, name, "t", env)` and an empty table as the
+environment: whatever globals the chunk assigns are the data. Here the chunk runs in a real
+Lua 5.4 (lupa) with that empty environment, a memory limit and an instruction limit, and its
+globals come back as plain Python values. Reading a name the file never assigned is an error
+(luarocks would see nil), and so is a value that is not data (a function).
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple, TypeAlias
+from collections.abc import Callable, Iterator
+from typing import Any, TypeAlias
 
 from qjson_tasks.errors import RockError
 
 LuaKey: TypeAlias = str | int | float
 LuaValue: TypeAlias = "str | int | float | bool | LuaTable"
 LuaTable: TypeAlias = dict[LuaKey, LuaValue]
-"""A Lua table: positional entries have the int keys 1..n; insertion order is kept."""
+"""A Lua table: positional entries have the int keys 1..n.
 
-_KEYWORDS = frozenset(
-    ("and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
-     "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while")
-)  # fmt: skip
-_MAX_DEPTH = 100  # nested tables (4 Python frames each); luarocks writes fewer than 10
+Keys come in the order luarocks writes them (numbers ascending, then strings), which is the
+file's order for every file luarocks writes; a file's globals keep the order of assignment.
+A table the file uses in two places is one dict in both."""
 
-# One token after any blanks and `--` line comments; a long comment (`--[[`, `--[==[`),
-# a long string and a string with escapes are read by hand from where the match starts.
-_TOKEN = re.compile(
-    r"""
-    (?:[ \t\r\n\f\v]+|--(?!\[=*\[)[^\n]*)*
-    (?: (?P<end>\Z)
-    | (?P<comment>--)
-    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-    | (?P<number>0[xX](?:[0-9a-fA-F]+(?:\.[0-9a-fA-F]*)?|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?
-        | (?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-    | "(?P<plain2>[^"\\\n\r]*)"
-    | '(?P<plain1>[^'\\\n\r]*)'
-    | (?P<quote>["'])
-    | (?P<long>\[=*\[)
-    | (?P<punct>\.\.|[{}\[\]=,;().:+*/%^#<>~-])  # more than data needs: for clear errors
-    )""",
-    re.VERBOSE,
-)
-_NUMBER_TAIL = re.compile(r"[A-Za-z0-9_.]")
-_PLAIN_RUN = {'"': re.compile(r'[^"\\\n\r]*'), "'": re.compile(r"[^'\\\n\r]*")}
-_ESCAPES = {
-    "a": b"\a",
-    "b": b"\b",
-    "f": b"\f",
-    "n": b"\n",
-    "r": b"\r",
-    "t": b"\t",
-    "v": b"\v",
-    "\\": b"\\",
-    '"': b'"',
-    "'": b"'",
-}
-_DECIMAL_ESCAPE = re.compile(r"[0-9]{1,3}")
-_HEX_ESCAPE = re.compile(r"[0-9a-fA-F]{2}")
-_UNICODE_ESCAPE = re.compile(r"\{([0-9a-fA-F]+)\}")
-_BLANKS = re.compile(r"[ \t\r\n\f\v]*")
-_LONG_NEWLINES = re.compile(r"\r\n|\n\r|\r")
-_LONG_OPEN = re.compile(r"\[=*\[")
-_BLANKS_AND_COMMENTS = re.compile(r"(?:[ \t\r\n\f\v]+|--(?!\[=*\[)[^\n]*)*")
+_MIB = 1 << 20
+# A manifest like luarocks.org's (10 MB) needs about 7 times its size, its listing included.
+_MEMORY_BASE = 64 * _MIB
+_MEMORY_PER_BYTE = 16
+# luarocks' files take well under one instruction per byte; an endless loop stops in ~0.1 s.
+_STEPS_BASE = 20_000_000
+_STEPS_PER_BYTE = 4
+_MAX_DEPTH = 100  # nested tables; luarocks writes fewer than 10
+_SLICE = 30_000  # values fetched from Lua per call: a multiple of 3, well below Lua's stack
+_PLAIN, _TABLE, _END = 0, 1, 2  # the kinds of (key, kind, value) triples the sandbox hands out
 
+# Trusted code, run before any file: it keeps what it needs in locals, so the file's chunk,
+# whose only environment is a fresh empty table, never reaches `debug`, `load` or the globals.
+_SANDBOX = r"""
+local load, pcall, error, setmetatable, rawset, next, type, tostring =
+      load, pcall, error, setmetatable, rawset, next, type, tostring
+local sethook, utf8len, unpack = debug.sethook, utf8.len, table.unpack
+local format, gsub = string.format, string.gsub
+local MAX_DEPTH, PLAIN, TABLE, END = ...
+-- Strings lose their methods: ("x"):rep(2^40) must not reach the string library.
+debug.setmetatable("", nil)
 
-class _Token(NamedTuple):
-    kind: str  # name, number, string, end, or the punctuation itself: '{', '=', '..' ...
-    value: str | int | float
-    pos: int
+local UNDEFINED = "'%s' is not defined (a data file can only use values assigned above)"
+local TOO_DEEP = format("tables nested deeper than %d levels", MAX_DEPTH)
+local NOT_DATA = "a %s is not data (strings, numbers, booleans and tables are)"
 
+local function clean(message)  -- Lua's message, made UTF-8 for Python
+  message = tostring(message)
+  if utf8len(message) then return message end
+  return (gsub(message, "[\128-\255]", "?"))
+end
 
-def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
-    """Where a match of `pattern` at `pos` ends (`pos` when it doesn't match)."""
-    match = pattern.match(text, pos)
-    return match.end() if match else pos
+local function run(text, steps)
+  local order, assigned = {}, 0
+  local env = setmetatable({}, {
+    __index = function(_, name) error(format(UNDEFINED, tostring(name)), 2) end,
+    __newindex = function(globals, name, value)
+      assigned = assigned + 1
+      order[assigned] = name
+      rawset(globals, name, value)
+    end,
+  })
+  local chunk, message = load(text, "=data", "t", env)
+  if not chunk then return "error", clean(message) end
+  local stopped = false
+  sethook(function() stopped = true error("stopped", 0) end, "", steps)
+  local ok, failure = pcall(chunk)
+  sethook()
+  if stopped then return "steps" end
+  if not ok then return "error", clean(failure) end
+  return "ok", env, unpack(order, 1, assigned)
+end
 
+-- The tables in post-order (a table after those it holds), as (key, kind, value) triples
+-- ending with an END triple; a TABLE value is the number of a table already listed.
+local function flatten(root)
+  local flat, size, numbers, done, path = {}, 0, {}, 0, {}
+  local function fail(depth, problem) error({problem, unpack(path, 1, depth)}, 0) end
+  local walk
+  local function entry(key, value, depth)  -- the kind and value to list for tbl[key]
+    local key_type, value_type = type(key), type(value)
+    if key_type ~= "string" and key_type ~= "number" then
+      fail(depth - 1, "a table key must be a string or a number, not a " .. key_type)
+    end
+    if key_type == "string" and not utf8len(key) then fail(depth - 1, "a key is not UTF-8 text") end
+    path[depth] = key
+    if value_type == "table" then
+      if numbers[value] == false then fail(depth, "a table that holds itself") end
+      if depth > MAX_DEPTH then fail(1, TOO_DEEP) end
+      return TABLE, numbers[value] or walk(value, depth + 1)
+    elseif value_type == "string" then
+      if not utf8len(value) then fail(depth, "string is not UTF-8 text") end
+    elseif value_type ~= "number" and value_type ~= "boolean" then
+      fail(depth, format(NOT_DATA, value_type))
+    end
+    return PLAIN, value
+  end
+  walk = function(tbl, depth)
+    numbers[tbl] = false  -- open: meeting it again inside itself is a cycle
+    local own, count = {}, 0
+    for key, value in next, tbl do
+      own[count + 1], own[count + 2], own[count + 3] = key, entry(key, value, depth)
+      count = count + 3
+    end
+    for index = 1, count do flat[size + index] = own[index] end
+    flat[size + count + 1], flat[size + count + 2], flat[size + count + 3] = 0, END, 0
+    size = size + count + 3
+    done = done + 1
+    numbers[tbl] = done
+    return done
+  end
+  local ok, failure = pcall(walk, root, 1)
+  if not ok then
+    if type(failure) == "table" then return "data", unpack(failure) end
+    return "error", clean(failure)
+  end
+  return "ok", function(first, last) return unpack(flat, first, last) end, size
+end
 
-def _line_of(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
-
-class _Lexer:
-    def __init__(self, text: str, source: str) -> None:
-        self.text = text
-        self.source = source
-
-    def error(self, pos: int, message: str) -> RockError:
-        return RockError(f"{self.source}: line {_line_of(self.text, pos)}: {message}")
-
-    def tokens(self) -> list[_Token]:
-        text = self.text
-        pos = 0
-        if text.startswith("\ufeff"):
-            pos = 1
-        if text.startswith("#", pos):  # a `#!` first line, as luarocks skips it
-            newline = text.find("\n", pos)
-            pos = len(text) if newline < 0 else newline
-        tokens: list[_Token] = []
-        while True:
-            match = _TOKEN.match(text, pos)
-            if match is None:
-                pos = _match_end(_BLANKS_AND_COMMENTS, text, pos)
-                raise self.error(pos, f"unexpected character {text[pos]!r}")
-            kind = match.lastgroup or ""
-            pos = match.start(kind)
-            if kind == "punct" or kind == "name":  # the common ones first
-                word = match.group(kind)
-                tokens.append(_Token("name" if kind == "name" else word, word, pos))
-                pos = match.end()
-            elif kind == "plain1" or kind == "plain2":
-                tokens.append(_Token("string", match.group(kind), pos - 1))
-                pos = match.end()
-            elif kind == "number":
-                tokens.append(_Token("number", _number(match.group(kind)), pos))
-                if _NUMBER_TAIL.match(text, match.end()):
-                    raise self.error(pos, f"malformed number near {text[pos : match.end() + 1]!r}")
-                pos = match.end()
-            elif kind == "quote":
-                value, pos = self._quoted(pos)
-                tokens.append(_Token("string", value, match.start(kind)))
-            elif kind == "long":
-                value, pos = self._long(pos, match.end(), "string")
-                tokens.append(_Token("string", value, match.start(kind)))
-            elif kind == "comment":  # a long one: the pattern took the others
-                _, pos = self._long(pos + 2, _match_end(_LONG_OPEN, text, pos + 2), "comment")
-            else:  # the end
-                break
-        tokens.append(_Token("end", "", len(text)))  # _Parser relies on it
-        return tokens
-
-    def _long(self, start: int, body: int, what: str) -> tuple[str, int]:
-        """A long bracket [[...]] / [==[...]==] opening at `start`, its body at `body`."""
-        level = body - start - 2
-        close = self.text.find("]" + "=" * level + "]", body)
-        if close < 0:
-            raise self.error(start, f"unterminated long {what}")
-        value = self.text[body:close]
-        value = _LONG_NEWLINES.sub("\n", value)
-        if value.startswith("\n"):  # Lua drops a newline right after the opening bracket
-            value = value[1:]
-        return value, close + level + 2
-
-    def _quoted(self, start: int) -> tuple[str, int]:
-        """A quoted string with escapes; Lua strings are bytes, so escapes give bytes."""
-        text = self.text
-        quote = text[start]
-        plain = _PLAIN_RUN[quote]
-        out = bytearray()
-        pos = start + 1
-        while True:
-            end = _match_end(plain, text, pos)
-            out += text[pos:end].encode("utf-8", "surrogatepass")
-            pos = end
-            char = text[pos : pos + 1]
-            if char == quote:
-                break
-            if char in ("", "\n", "\r") or pos + 1 == len(text):  # a backslash at the end
-                raise self.error(start, "unterminated string")
-            pos = self._escape(pos + 1, out)
-        try:
-            return out.decode("utf-8"), pos + 1
-        except UnicodeDecodeError:
-            raise self.error(start, "string is not UTF-8 text") from None
-
-    def _escape(self, pos: int, out: bytearray) -> int:
-        """Append the escape after a backslash at `pos - 1`; return where reading goes on."""
-        text = self.text
-        char = text[pos : pos + 1]
-        if char and char in _ESCAPES:
-            out += _ESCAPES[char]
-            return pos + 1
-        if char in ("\n", "\r"):  # a backslash-newline is a newline; \r\n counts as one
-            out += b"\n"
-            pair = text[pos : pos + 2]
-            return pos + 2 if pair in ("\r\n", "\n\r") else pos + 1
-        if digits := _DECIMAL_ESCAPE.match(text, pos):
-            code = int(digits.group())
-            if code > 255:
-                raise self.error(pos, f"decimal escape \\{digits.group()} is too large")
-            out.append(code)
-            return digits.end()
-        if char == "x":
-            if not (hex_digits := _HEX_ESCAPE.match(text, pos + 1)):
-                raise self.error(pos, "\\x needs two hexadecimal digits")
-            out.append(int(hex_digits.group(), 16))
-            return hex_digits.end()
-        if char == "z":
-            return _match_end(_BLANKS, text, pos + 1)
-        if char == "u":
-            unicode = _UNICODE_ESCAPE.match(text, pos + 1)
-            code = int(unicode.group(1), 16) if unicode else -1
-            if unicode is None or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-                raise self.error(pos, "\\u needs a code point like \\u{48}")
-            out += chr(code).encode("utf-8")
-            return unicode.end()
-        raise self.error(pos, f"invalid escape \\{char} in a string")
+return run, flatten
+"""
 
 
-def _number(literal: str) -> int | float:
-    lowered = literal.lower()
-    if lowered.startswith("0x"):
-        if "." in lowered or "p" in lowered:
-            return float.fromhex(lowered)
-        return int(lowered, 16)
-    if "." in lowered or "e" in lowered:
-        return float(lowered)
-    return int(lowered)
+def parse_lua_data(text: str, source: str) -> dict[str, LuaValue]:
+    """The globals a Lua data file assigns; `source` names it in errors.
+
+    Every error is a RockError `<source>: <what is wrong>` on one line, with `line N:` when
+    Lua tells where.
+    """
+    import lupa.lua54  # here, not at the top: importing lupa is slow and most tasks don't read
+
+    data = _lua_text(text)
+    memory = _MEMORY_BASE + _MEMORY_PER_BYTE * len(data)
+    steps = _STEPS_BASE + _STEPS_PER_BYTE * len(data)
+    # The sandbox hands out only UTF-8 strings, so lupa's decoding never fails.
+    runtime = lupa.lua54.LuaRuntime(
+        max_memory=memory, encoding="utf-8", register_eval=False, register_builtins=False
+    )
+    try:
+        run, flatten = runtime.execute(_SANDBOX, _MAX_DEPTH, _PLAIN, _TABLE, _END, mode="t")
+        env, *order = _answer(run(data, steps), source, memory, steps)
+        fetch, size = _answer(flatten(env), source, memory, steps)
+        return _globals(_tables(_triples(fetch, size)), order, source)
+    except lupa.lua54.LuaMemoryError:
+        raise _memory_error(source, memory) from None
+    except lupa.lua54.LuaError as error:  # the sandbox's own code failed (C stack, ...)
+        raise RockError(f"{source}: {_one_line(str(error))}") from None
 
 
-def _describe(token: _Token) -> str:
-    if token.kind == "end":
-        return "end of file"
-    if token.kind == "string":
-        return "a string"
-    return repr(str(token.value))
+def _lua_text(text: str) -> bytes:
+    """The text as Lua gets it: a byte order mark and a `#!` line dropped (the line stays
+    empty, so Lua's line numbers are the file's)."""
+    text = text.removeprefix("\ufeff")
+    if text.startswith("#"):
+        newline = text.find("\n")
+        text = "" if newline < 0 else text[newline:]
+    return text.encode("utf-8", "surrogatepass")  # a lone surrogate fails Lua's UTF-8 check
+
+
+def _answer(answer: Any, source: str, memory: int, steps: int) -> tuple[Any, ...]:
+    """The values after a sandbox function's status "ok", or the RockError its answer means."""
+    status, *values = answer if isinstance(answer, tuple) else (answer,)
+    if status == "ok":
+        return tuple(values)
+    if status == "steps":
+        raise RockError(
+            f"{source}: still running after {steps} Lua instructions"
+            " (a data file only assigns values)"
+        )
+    if status == "data":
+        problem, *keys = values
+        where = _path(keys, source)
+        raise RockError(f"{source}: {where + ': ' if where else ''}{problem}")
+    message = str(values[0]) if values else "failed"
+    if message == "not enough memory":
+        raise _memory_error(source, memory)
+    raise RockError(f"{source}: {_one_line(message)}")
+
+
+def _memory_error(source: str, memory: int) -> RockError:
+    return RockError(f"{source}: needs more than {memory // _MIB} MiB of memory to read")
+
+
+_POSITION = re.compile(r"data:(\d+): ")
+
+
+def _one_line(message: str) -> str:
+    """Lua's message without a traceback, `data:N: ` as `line N: `, controls escaped."""
+    message = message.split("\nstack traceback:", 1)[0]
+    message = _POSITION.sub(r"line \1: ", message, count=1)
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
+
+
+def _path(keys: list[LuaKey], source: str) -> str:
+    """Where a value sits, as `name['key'][2]`."""
+    if not keys:
+        return ""
+    if not isinstance(keys[0], str):
+        raise RockError(f"{source}: a global name must be a string, not {lua_type(keys[0])}")
+    return keys[0] + "".join(f"[{key!r}]" for key in keys[1:])
+
+
+def _triples(fetch: Callable[[int, int], tuple[Any, ...]], size: int) -> Iterator[tuple[Any, ...]]:
+    for first in range(1, size + 1, _SLICE):
+        values = fetch(first, min(first + _SLICE - 1, size))
+        yield from zip(values[0::3], values[1::3], values[2::3], strict=True)
+
+
+def _tables(triples: Iterator[tuple[Any, ...]]) -> list[LuaTable]:
+    """The tables of `flatten`, in its order (the file's globals last)."""
+    tables: list[LuaTable] = []
+    entries: list[tuple[LuaKey, LuaValue]] = []
+    for key, kind, value in triples:
+        if kind == _PLAIN:
+            entries.append((key, value))
+        elif kind == _TABLE:
+            entries.append((key, tables[value - 1]))
+        else:
+            tables.append(dict(sorted(entries, key=_key_order) if len(entries) > 1 else entries))
+            entries = []
+    return tables
+
+
+def _key_order(entry: tuple[LuaKey, LuaValue]) -> tuple[bool, LuaKey]:
+    """Numbers ascending, then strings, as luarocks' util.sortedpairs writes tables."""
+    return isinstance(entry[0], str), entry[0]
+
+
+def _globals(tables: list[LuaTable], order: list[str], source: str) -> dict[str, LuaValue]:
+    """The file's globals in the order of assignment; a name assigned nil and then again
+    comes where it was assigned last."""
+    env = tables[-1]
+    last = {name: index for index, name in enumerate(order)}
+    result: dict[str, LuaValue] = {}
+    for name in sorted(env, key=lambda name: last.get(name, len(last))):
+        if not isinstance(name, str):
+            raise RockError(f"{source}: a global name must be a string, not {lua_type(name)}")
+        result[name] = env[name]
+    return result
 
 
 def lua_type(value: object) -> str:
@@ -227,200 +256,6 @@ def lua_type(value: object) -> str:
     if isinstance(value, str):
         return "string"
     return "table"
-
-
-def _concat_text(value: LuaValue | None) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or value is None or isinstance(value, dict):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.14g}"  # as LuaJIT / Lua 5.1 print numbers
-
-
-class _Parser:
-    def __init__(self, text: str, source: str) -> None:
-        self._lexer = _Lexer(text, source)
-        self._tokens = self._lexer.tokens()
-        self._pos = 0
-        self._globals: dict[str, LuaValue] = {}
-        self._locals: dict[str, LuaValue | None] = {}
-        self._depth = 0
-
-    def parse(self) -> dict[str, LuaValue]:
-        while self._peek().kind != "end":
-            self._statement()
-        return self._globals
-
-    # --- tokens --------------------------------------------------------------------------------
-
-    # The last token is "end" and _next never goes past it.
-
-    def _peek(self) -> _Token:
-        return self._tokens[self._pos]
-
-    def _next(self) -> _Token:
-        token = self._tokens[self._pos]
-        if token.kind != "end":
-            self._pos += 1
-        return token
-
-    def _at(self, punct: str) -> bool:
-        return self._tokens[self._pos].kind == punct
-
-    def _error(self, token: _Token, message: str) -> RockError:
-        return self._lexer.error(token.pos, message)
-
-    def _expect(self, value: str) -> _Token:
-        token = self._next()
-        if token.kind != value:
-            raise self._error(token, f"expected '{value}', got {_describe(token)}")
-        return token
-
-    def _is_name(self, token: _Token) -> bool:
-        return token.kind == "name" and token.value not in _KEYWORDS
-
-    # --- statements ----------------------------------------------------------------------------
-
-    def _statement(self) -> None:
-        token = self._next()
-        if token.kind == ";":
-            return
-        local = token.kind == "name" and token.value == "local"
-        if local:
-            token = self._next()
-        if not self._is_name(token):
-            if token.kind == "name":
-                raise self._error(token, f"'{token.value}' is not supported in a data file")
-            raise self._error(token, f"expected a name to assign to, got {_describe(token)}")
-        name = str(token.value)
-        if local and not self._at("="):
-            self._locals[name] = None
-            return
-        if not self._at("="):
-            raise self._error(
-                self._peek(),
-                f"expected '=' after '{name}', got {_describe(self._peek())}"
-                " (a data file only assigns values)",
-            )
-        self._next()
-        value = self._expression()
-        if local or name in self._locals:
-            self._locals[name] = value
-        else:
-            if value is None:  # assigning nil removes a global
-                self._globals.pop(name, None)
-            else:
-                self._globals[name] = value
-
-    # --- expressions ---------------------------------------------------------------------------
-
-    def _expression(self) -> LuaValue | None:
-        first = self._peek()
-        value = self._unary()
-        if not self._at(".."):
-            return value
-        parts = [self._concat_operand(first, value)]
-        while self._at(".."):
-            self._next()
-            token = self._peek()
-            parts.append(self._concat_operand(token, self._unary()))
-        return "".join(parts)
-
-    def _concat_operand(self, token: _Token, value: LuaValue | None) -> str:
-        text = _concat_text(value)
-        if text is None:
-            raise self._error(token, f"'..' joins strings and numbers, not a {lua_type(value)}")
-        return text
-
-    def _unary(self) -> LuaValue | None:
-        negate = False
-        start = self._peek()
-        while self._at("-"):
-            self._next()
-            negate = not negate
-        value = self._primary()
-        if start.kind == "-":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self._error(start, f"'-' applies to numbers, not a {lua_type(value)}")
-            return -value if negate else value
-        return value
-
-    def _primary(self) -> LuaValue | None:
-        token = self._peek()
-        if token.kind in ("string", "number"):
-            self._next()
-            return token.value
-        if token.kind == "name" and token.value in ("true", "false", "nil"):
-            self._next()
-            return {"true": True, "false": False, "nil": None}[str(token.value)]
-        if self._at("{"):
-            return self._table()
-        if self._is_name(token):
-            self._next()
-            return self._variable(token)
-        raise self._error(token, f"expected a value, got {_describe(token)}")
-
-    def _variable(self, token: _Token) -> LuaValue | None:
-        name = str(token.value)
-        if name in self._locals:
-            return self._locals[name]
-        if name in self._globals:
-            return self._globals[name]
-        raise self._error(
-            token, f"'{name}' is not defined (a data file can only use values assigned above)"
-        )
-
-    def _table(self) -> LuaTable:
-        opening = self._expect("{")
-        self._depth += 1
-        if self._depth > _MAX_DEPTH:
-            raise self._error(opening, f"tables nested deeper than {_MAX_DEPTH} levels")
-        table: LuaTable = {}
-        index = 1
-        while not self._at("}"):
-            token = self._peek()
-            if self._at("["):
-                self._next()
-                key = self._key(token, self._expression())
-                self._expect("]")
-                self._expect("=")
-                self._store(table, token, key, self._expression())
-            elif self._is_name(token) and self._tokens[self._pos + 1].kind == "=":
-                self._pos += 2
-                self._store(table, token, str(token.value), self._expression())
-            else:
-                self._store(table, token, index, self._expression())
-                index += 1
-            if self._at(",") or self._at(";"):
-                self._next()
-            elif not self._at("}"):
-                got = self._peek()
-                raise self._error(got, f"expected ',' or '}}' in a table, got {_describe(got)}")
-        self._next()
-        self._depth -= 1
-        return table
-
-    def _key(self, token: _Token, key: LuaValue | None) -> LuaKey:
-        if isinstance(key, bool) or key is None or isinstance(key, dict):
-            raise self._error(
-                token, f"a table key must be a string or a number, not a {lua_type(key)}"
-            )
-        if isinstance(key, float) and key.is_integer():
-            return int(key)  # Lua: t[1.0] is t[1]
-        return key
-
-    def _store(self, table: LuaTable, token: _Token, key: LuaKey, value: LuaValue | None) -> None:
-        if key in table:
-            raise self._error(token, f"duplicate key {key!r} in a table")
-        if value is not None:  # a nil entry is no entry
-            table[key] = value
-
-
-def parse_lua_data(text: str, source: str) -> dict[str, LuaValue]:
-    """The global `name = value` assignments of a Lua data file; `source` names it in errors."""
-    return _Parser(text, source).parse()
 
 
 def sequence(table: LuaTable) -> list[LuaValue]:

@@ -131,7 +131,7 @@ def clear_manifest_cache() -> None:
 
 
 def server_versions(server: str, name: str, lua_version: str = "5.1") -> list[ServerRock]:
-    """Every version of rock `name` on a server, in manifest order; [] when it has none."""
+    """Every version of rock `name` on a server, sorted as text; [] when it has none."""
     url, repository = _repository(server_url(server), lua_version)
     if name not in repository:
         return []

@@ -11,7 +11,7 @@ from typing import Any
 
 from qjson_tasks.config.model import Target
 from qjson_tasks.host.answers import ImageInfo
-from qjson_tasks.luarocks import rock_manifest
+from qjson_tasks.verify import rock_files
 from qjson_tasks.verify.report import CheckResult
 from qjson_tasks.verify.rootfs import resolve_in_root
 
@@ -84,7 +84,7 @@ def check_artifacts(
     checked = 0
     for rock in rocks:
         checked += len(rock.files)
-        findings += [problem.message for problem in rock_manifest.check_files(root, rock)]
+        findings += [problem.message for problem in rock_files.check_files(root, rock)]
     if not rocks:
         findings.append(f"no rock_manifest under {prefix}/lib/luarocks")
     names = ", ".join(f"{r.name} {r.version}" for r in rocks) or "no rocks"

@@ -165,6 +165,22 @@ def test_minimal_rockspec() -> None:
     assert spec == Rockspec("tiny", "0.1-1", (), (), "")
 
 
+def test_rockspec_with_a_shared_dependency_list() -> None:
+    text = """
+local deps = { "lua >= 5.1", "lpeg ~> 1.0" }
+package = "demo"
+version = "1.0-1"
+dependencies = deps
+build_dependencies = deps
+"""
+    spec = parse_rockspec(text, SOURCE)
+    expected = (
+        Dependency("lua", requirement(">= 5.1")),
+        Dependency("lpeg", requirement("~> 1.0")),
+    )
+    assert spec.dependencies == spec.build_dependencies == expected
+
+
 def test_rockspec_with_locals_and_platform_overrides() -> None:
     text = """
 local package_version = "2.1.0"
@@ -212,7 +228,15 @@ build_dependencies = {}
             'package = "a"\nversion = "1"\ndependencies = { "lua >> 5.1" }',
             "dependency 'lua >> 5.1': unknown operator '>>'",
         ),
-        ('package = "a"\nversion = "1"\nbuild = {', "line 3: expected a value, got end of file"),
+        ('package = "a"\nversion = "1"\nbuild = {', "line 3: unexpected symbol near <eof>"),
+        (
+            'package = "a"\nversion = "1"\nbuild = { install = io.popen("id") }',
+            "line 3: 'io' is not defined (a data file can only use values assigned above)",
+        ),
+        (
+            'package = "a"\nversion = "1"\nbuild = { hook = function() end }',
+            "build['hook']: a function is not data (strings, numbers, booleans and tables are)",
+        ),
     ],
 )
 def test_bad_rockspecs(text: str, message: str) -> None:

@@ -167,7 +167,7 @@ def test_several_installed_versions_of_a_rock() -> None:
         ("repository = { a = 1 }", "repository['a']: expected a table, got number"),
         ('repository = { a = { [1] = "x" } }', "a: a version: expected a string, got number"),
         ("repository = {}\ndependencies = 1", "dependencies: expected a table, got number"),
-        ("repository = {\n", "line 2: expected a value, got end of file"),
+        ("repository = {\n", "line 2: unexpected symbol near <eof>"),
     ],
 )
 def test_malformed_tree_manifests(text: str, message: str) -> None:
