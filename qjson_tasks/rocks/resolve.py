@@ -18,8 +18,9 @@ from qjson_tasks.config.lockfile import Lock, LockedRock
 from qjson_tasks.config.model import Rock, Target
 from qjson_tasks.config.sources import RockSource, server_source
 from qjson_tasks.errors import RockError
-from qjson_tasks.luarocks.rockserver import artifact_url, best_version, read_url, server_versions
+from qjson_tasks.luarocks.rockserver import artifact_url, best_version
 from qjson_tasks.luarocks.rockspec import Dependency, Rockspec, parse_rockspec, rockspec_in_archive
+from qjson_tasks.rocks.fetch import read_url, server_versions
 from qjson_tasks.rocks.source import find_local_rock, server_digest, source_digest
 
 DEFAULT_SERVER = "https://luarocks.org"

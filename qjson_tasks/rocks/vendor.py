@@ -14,7 +14,7 @@ from qjson_tasks.build.plan import RockFacts
 from qjson_tasks.config.lockfile import Lock, LockedRock, lock_path
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import RockError
-from qjson_tasks.luarocks.rockserver import read_url
+from qjson_tasks.rocks.fetch import read_url
 
 
 def sha256(data: bytes) -> str:

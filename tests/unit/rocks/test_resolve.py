@@ -14,8 +14,8 @@ import pytest
 
 from qjson_tasks.config.lockfile import Lock, read_lock
 from qjson_tasks.errors import RockError
-from qjson_tasks.luarocks.rockserver import clear_manifest_cache
 from qjson_tasks.luarocks.rockspec import rockspec_in_archive
+from qjson_tasks.rocks.fetch import clear_manifest_cache
 from qjson_tasks.rocks.resolve import resolve
 from qjson_tasks.rocks.source import source_digest
 from tests.unit.rockfiles import (

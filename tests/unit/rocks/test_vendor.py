@@ -11,7 +11,7 @@ import pytest
 from qjson_tasks.config.lockfile import Lock, lock_path
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import RockError
-from qjson_tasks.luarocks.rockserver import clear_manifest_cache
+from qjson_tasks.rocks.fetch import clear_manifest_cache
 from qjson_tasks.rocks.resolve import resolve
 from qjson_tasks.rocks.source import rock_facts
 from qjson_tasks.rocks.vendor import check_local_rocks, fetch_locked
