@@ -90,10 +90,11 @@ def base_image(c, target=None, config=None, rebuild=False):
     """Make a target's runtime base image from Debian packages (debootstrap)."""
     from qjson_tasks.app.build import make_base_image
     from qjson_tasks.app.targets import resolve_target
-    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.tools import run_tools
 
     resolved = resolve_target(target, config)
-    image_id = make_base_image(resolved, make_tools(resolved), rebuild)
+    with run_tools(resolved) as tools:
+        image_id = make_base_image(resolved, tools, rebuild)
     print(f"{resolved.config.runtime.base_image} {image_id}")
 
 
@@ -134,15 +135,15 @@ def build_runtime(
         run_build,
     )
     from qjson_tasks.app.targets import resolve_target
-    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.tools import run_tools
     from qjson_tasks.config.load import Overrides
 
     overrides = Overrides(base_image, builder_image, tag, rock_source)
     resolved = resolve_target(target, config, overrides)
-    tools = make_tools(resolved, keep=keep_on_failure, listing=listing)
-    result = run_build(
-        resolved, tools, verify=verify, rebuild=rebuild, update_lock=update_lock, vendor=vendor
-    )
+    with run_tools(resolved, keep=keep_on_failure, listing=listing) as tools:
+        result = run_build(
+            resolved, tools, verify=verify, rebuild=rebuild, update_lock=update_lock, vendor=vendor
+        )
     print(format_build_result(result))
 
 
@@ -172,10 +173,11 @@ def vendor(c, directory, target=None, config=None):
     """Download every locked rock into DIRECTORY with a luarocks manifest, for offline builds."""
     from qjson_tasks.app.lock import vendor_target
     from qjson_tasks.app.targets import resolve_target
-    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.tools import run_tools
 
     resolved = resolve_target(target, config)
-    names = vendor_target(resolved, make_tools(resolved), Path(directory))
+    with run_tools(resolved) as tools:
+        names = vendor_target(resolved, tools, Path(directory))
     for name in names:
         print(f"{directory}/{name}")
 
@@ -193,13 +195,14 @@ def plan(c, target=None, config=None):
 
 
 @task(help={"all": "remove every unit image and the cargo caches, not only unused units"})
-@cli()
+@cli(needs_mount=True)  # the sweep unmounts what interrupted runs left mounted
 def clean(c, all=False):
     """Remove unit images no current target uses (with --all: every unit image and cache)."""
-    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.tools import run_tools
     from qjson_tasks.app.units import clean_units
 
-    removed = clean_units(make_tools(None), everything=all)
+    with run_tools(None) as tools:  # also sweeps what interrupted runs left
+        removed = clean_units(tools, everything=all)
     for name in removed:
         print(f"removed {name}")
     print(f"{len(removed)} removed")
@@ -217,11 +220,12 @@ def clean(c, all=False):
 def verify(c, target=None, config=None, image=None, json=None):
     """Prove an image is Rust-free and works: checks with a table, exit 0 only if all pass."""
     from qjson_tasks.app.targets import resolve_target
-    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.tools import run_tools
     from qjson_tasks.app.verify import run_verify, write_json_report
 
     resolved = resolve_target(target, config)
-    report = run_verify(resolved, make_tools(resolved), image)
+    with run_tools(resolved) as tools:
+        report = run_verify(resolved, tools, image)
     print(report.table())
     if report.provenance:
         print(report.provenance_lines())
@@ -280,8 +284,8 @@ def bench(c, target=None, repeat=3, out="bench"):
     """Time cold/warm/rock-change builds against `buildah build --layers`; write the results."""
     from qjson_tasks.app.bench import run_benchmark
     from qjson_tasks.app.targets import resolve_target
-    from qjson_tasks.app.tools import make_tools
+    from qjson_tasks.app.tools import run_tools
 
     resolved = resolve_target(target)
-    tools = make_tools(resolved)
-    print(run_benchmark(resolved, tools, int(repeat), Path(out)), end="")
+    with run_tools(resolved) as tools:
+        print(run_benchmark(resolved, tools, int(repeat), Path(out)), end="")

@@ -273,7 +273,8 @@ def run_benchmark(target: Target, tools: Tools, repeat: int, out_dir: Path) -> s
 
     def verify_seconds(bench_target: Target) -> float:
         start = time.perf_counter()
-        report = verify_image(bench_target.config.output.reference, bench_target, buildah)
+        reference = bench_target.config.output.reference
+        report = verify_image(reference, bench_target, buildah, tools.session_run_id())
         if not report.passed:
             raise VerificationError(f"the bench image failed verification\n{report.summary()}")
         return time.perf_counter() - start

@@ -29,7 +29,12 @@ def make_base_image(target: Target, tools: Tools, rebuild: bool = False) -> str:
         log(f"{config.runtime.base_image} exists ({existing[:12]}); --rebuild makes it again")
         return existing
     return build_base_image(
-        tools.buildah, tools.runner, bootstrap, config.runtime.base_image, str(target.path)
+        tools.buildah,
+        tools.runner,
+        bootstrap,
+        config.runtime.base_image,
+        str(target.path),
+        tools.session_run_id(),
     )
 
 
@@ -42,9 +47,10 @@ def run_build(
     vendor: str | None = None,
 ) -> BuildResult:
     lock = lock_for_build(target, update_lock, vendor)
+    session = session_for(target, tools)
 
     def verifier(image_id: str) -> VerifyReport:
-        report = verify_image(image_id, target, tools.buildah)
+        report = verify_image(image_id, target, tools.buildah, session.run_id)
         log(report.table())
         return report
 
@@ -56,7 +62,7 @@ def run_build(
         lock=lock,
         vendor=Path(vendor) if vendor else None,
     )
-    return build(session_for(target, tools), options)
+    return build(session, options)
 
 
 def format_build_result(result: BuildResult) -> str:

@@ -18,7 +18,8 @@ from qjson_tasks.verify.smoke import smoke_scripts
 def run_verify(target: Target, tools: Tools, image: str | None = None) -> VerifyReport:
     if image is not None:
         check_image_flag("--image", image)
-    return verify_image(image or target.config.output.reference, target, tools.buildah)
+    reference = image or target.config.output.reference
+    return verify_image(reference, target, tools.buildah, tools.session_run_id())
 
 
 def verify_digest(target: Target) -> str:

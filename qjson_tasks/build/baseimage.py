@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 
+from qjson_tasks.build.names import container_name
 from qjson_tasks.config.model import Bootstrap
 from qjson_tasks.errors import ConfigError
 from qjson_tasks.host.buildah import Buildah
@@ -53,17 +53,16 @@ def debootstrap_command(bootstrap: Bootstrap, root: Path, mirror: str) -> list[s
 
 
 def build_base_image(
-    buildah: Buildah, runner: Runner, bootstrap: Bootstrap, ref: str, where: str
+    buildah: Buildah, runner: Runner, bootstrap: Bootstrap, ref: str, where: str, run_id: str
 ) -> str:
-    """Create `ref` from Debian packages; returns the image ID."""
+    """Create `ref` from Debian packages in a container of run run_id; returns the image ID."""
     mirror = bootstrap.mirror or detect_mirror()
     if not mirror:
         raise ConfigError(
             f"{where}: runtime.bootstrap.mirror is not set and no Debian mirror was found in"
             " /etc/apt/sources.list(.d); set it to your Debian mirror URL"
         )
-    name = f"qjt-base-{uuid.uuid4().hex[:8]}"
-    with buildah.container("scratch", name, scratch=True) as ctr:
+    with buildah.container("scratch", container_name(run_id, "base"), scratch=True) as ctr:
         with buildah.mounted(ctr) as root:
             runner.run(debootstrap_command(bootstrap, root, mirror), stream=True)
         buildah.run(ctr, ["apt-get", "clean"])

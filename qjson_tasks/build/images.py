@@ -45,7 +45,12 @@ def ensure_image(session: Session, ref: str, index: ImageIndex) -> ImageFacts:
         if runtime.bootstrap is not None and ref == runtime.base_image:
             log(f"    {ref} is missing: making it from Debian packages (debootstrap)")
             build_base_image(
-                buildah, session.runner, runtime.bootstrap, ref, str(session.target.path)
+                buildah,
+                session.runner,
+                runtime.bootstrap,
+                ref,
+                str(session.target.path),
+                session.run_id,
             )
         else:
             log(f"    {ref} is missing: pulling it")

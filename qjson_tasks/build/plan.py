@@ -15,6 +15,8 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from qjson_tasks.build import names
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.steps import (
     VENDOR_DIR,
     Argv,
@@ -29,7 +31,6 @@ from qjson_tasks.build.steps import (
 from qjson_tasks.config.lockfile import Lock
 from qjson_tasks.config.model import Rock, Target, TargetConfig
 
-UNIT_REPOSITORY = "localhost/qjson-tasks/unit"
 LABEL_PREFIX = "org.qjson-tasks"
 # Part of every unit's hash: bump a kind's number when the way such a unit is made changes
 # (its recipe), so images made by an older qjson-tasks are not taken for current ones.
@@ -171,12 +172,12 @@ class BuildPlan:
         return document
 
     def container_name(self, role: str) -> str:
-        return f"qjt-{self.target}-{role}-{self.run_id}"
+        return names.container_name(self.run_id, self.target, role)
 
     @property
     def temporary_ref(self) -> str:
         """The runtime image's name until it is verified and tagged (removed afterwards)."""
-        return f"{UNIT_REPOSITORY}/unverified:{self.target}-{self.run_id}"
+        return names.temporary_image(self.target, self.run_id)
 
 
 def _without_none(value: object) -> object:

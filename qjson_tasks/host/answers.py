@@ -110,3 +110,19 @@ class ContainerInfo:
             )
             for entry in entries
         ]
+
+
+@dataclass(frozen=True)
+class MountedContainer:
+    """One entry of `buildah mount --json` (no arguments: the mounted containers)."""
+
+    name: str
+    mount_point: str
+
+    @classmethod
+    def listing(cls, text: str) -> list[MountedContainer]:
+        entries = json.loads(text or "[]") or []
+        return [
+            cls(name=str(entry.get("container", "")), mount_point=str(entry.get("mountPoint", "")))
+            for entry in entries
+        ]

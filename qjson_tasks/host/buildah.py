@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qjson_tasks.errors import ToolError, ToolMissingError
-from qjson_tasks.host.answers import ContainerInfo, ImageInfo, ListedImage
+from qjson_tasks.host.answers import ContainerInfo, ImageInfo, ListedImage, MountedContainer
 from qjson_tasks.host.runner import Runner, ShRunner
 
 # buildah 1.28's chroot isolation copies itself into a sealed memfd before it starts the
@@ -220,6 +220,10 @@ class Buildah:
     def containers(self) -> list[ContainerInfo]:
         return ContainerInfo.listing(self._run("containers", "--json"))
 
+    def mounted_containers(self) -> set[str]:
+        """The names of the working containers buildah counts as mounted."""
+        return {entry.name for entry in MountedContainer.listing(self._run("mount", "--json"))}
+
     # --- scoped resources ---------------------------------------------------------------
     @contextmanager
     def container(self, image: str, name: str, *, scratch: bool = False) -> Iterator[str]:
@@ -245,6 +249,12 @@ class Buildah:
 
     def rmi_quietly(self, ref: str) -> bool:
         return self._quietly(self.rmi, ref)
+
+    def rm_quietly(self, container: str) -> bool:
+        return self._quietly(self.rm, container)
+
+    def umount_quietly(self, container: str) -> bool:
+        return self._quietly(self.umount, container)
 
     def _quietly(self, action: Any, *args: str) -> bool:
         # Cleanup must not replace the error that got us here; report and go on.

@@ -76,10 +76,17 @@ def require(name: str) -> None:
 
 
 class ShRunner:
-    """Runs commands with `sh`; `stream=True` echoes output lines to stderr as they come."""
+    """Runs commands with `sh`; `stream=True` echoes output lines to stderr as they come.
 
-    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+    Every command gets the descriptors in pass_fds (a run file's lock, see host/runs.py); `sh`
+    closes all others in the child.
+    """
+
+    def __init__(
+        self, echo: Callable[[str], None] | None = None, pass_fds: Sequence[int] = ()
+    ) -> None:
         self._echo = echo or (lambda line: print(line, end="", file=sys.stderr, flush=True))
+        self._pass_fds = set(pass_fds)
 
     def run(
         self,
@@ -109,6 +116,8 @@ class ShRunner:
                 self._echo(line)
 
         kwargs: dict[str, object] = {"_bg": True, "_bg_exc": False}
+        if self._pass_fds:
+            kwargs["_pass_fds"] = self._pass_fds
         if stream:
             kwargs.update(_out=on_out, _err=on_err)
         if input is not None:

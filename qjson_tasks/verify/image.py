@@ -7,11 +7,11 @@ verification never changes the image.
 
 from __future__ import annotations
 
-import uuid
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import PurePosixPath
 
+from qjson_tasks.build.names import container_name
 from qjson_tasks.build.plan import LABEL_PREFIX
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import VerificationError
@@ -31,8 +31,9 @@ from qjson_tasks.verify.report import VerifyReport, is_provenance
 from qjson_tasks.verify.smoke import check_smoke, smoke_scripts
 
 
-def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
-    """Run every check on a local image against a target's expectations."""
+def verify_image(image: str, target: Target, buildah: Buildah, run_id: str) -> VerifyReport:
+    """Run every check on a local image against a target's expectations, in containers of
+    run run_id."""
     config = target.config
     info = buildah.inspect_image(image)
     if info is None:
@@ -42,10 +43,9 @@ def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
     base_info = buildah.inspect_image(base_ref)
     prefix = PurePosixPath(config.runtime.prefix)
     scripts = smoke_scripts(target)
-    suffix = uuid.uuid4().hex[:8]
 
     with ExitStack() as scope:
-        ctr = scope.enter_context(buildah.container(image, f"qjt-verify-{suffix}"))
+        ctr = scope.enter_context(buildah.container(image, container_name(run_id, "verify")))
         root = scope.enter_context(buildah.mounted(ctr))
         entries = list(walk_image(root))
         rocks = rock_manifest.find_installed_rocks(root, prefix, config.runtime.lua_version)
@@ -56,7 +56,8 @@ def verify_image(image: str, target: Target, buildah: Buildah) -> VerifyReport:
             check_native_libraries(root, rocks),
         ]
         if base_info is not None:
-            base_ctr = scope.enter_context(buildah.container(base_ref, f"qjt-verify-base-{suffix}"))
+            base_name = container_name(run_id, "verify", "base")
+            base_ctr = scope.enter_context(buildah.container(base_ref, base_name))
             base_root = scope.enter_context(buildah.mounted(base_ctr))
             checks.append(check_hygiene(added_entries(entries, base_root)))
         else:

@@ -12,6 +12,11 @@ from qjson_tasks.errors import ToolError
 Argv = list[str]
 
 
+class Killed(BaseException):
+    """What a SIGKILL looks like to the fake: the call never returns and no call after it
+    has any effect, so no cleanup happens either."""
+
+
 def is_call(*words: str) -> Callable[[Argv], bool]:
     """Match a call whose argv contains these words in order (not necessarily adjacent)."""
 
@@ -33,6 +38,8 @@ class FakeRunner:
     images: dict[str, str] = field(default_factory=dict)  # ref -> id
     fail_on: Callable[[Argv], bool] | None = None
     interrupt_on: Callable[[Argv], bool] | None = None
+    kill_on: Callable[[Argv], bool] | None = None
+    killed: bool = False
     calls: list[Argv] = field(default_factory=list)
     unnamed: list[str] = field(default_factory=list)
     live_containers: set[str] = field(default_factory=set)
@@ -52,6 +59,9 @@ class FakeRunner:
         cwd: Path | None = None,
     ) -> str:
         argv = list(argv)
+        if self.killed or (self.kill_on and self.kill_on(argv)):
+            self.killed = True
+            raise Killed(" ".join(argv))
         self.calls.append(argv)
         if self.interrupt_on and self.interrupt_on(argv):
             raise KeyboardInterrupt
@@ -83,6 +93,10 @@ class FakeRunner:
         if sub == "rm":
             self.live_containers.discard(args[-1])
             return ""
+        if sub == "mount" and args == ["--json"]:
+            return json.dumps(
+                [{"container": c, "mountPoint": "/m"} for c in sorted(self.live_mounts)]
+            )
         if sub == "mount":
             self.live_mounts.add(args[-1])
             return str(self.mount_root)
@@ -105,7 +119,8 @@ class FakeRunner:
             ]
             return json.dumps(listed)
         if sub == "containers":
-            return "[]"
+            listed = [{"id": f"id-{c}", "containername": c} for c in sorted(self.live_containers)]
+            return json.dumps(listed)
         if sub == "pull":
             self.images[args[-1]] = "pulled"
             return "pulled\n"
