@@ -16,7 +16,7 @@ from qjson_tasks.build.plan import LABEL_PREFIX
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import VerificationError
 from qjson_tasks.host.buildah import Buildah
-from qjson_tasks.luarocks import rock_manifest
+from qjson_tasks.verify import rock_files
 from qjson_tasks.verify.checks import (
     added_entries,
     check_artifacts,
@@ -48,7 +48,7 @@ def verify_image(image: str, target: Target, buildah: Buildah, run_id: str) -> V
         ctr = scope.enter_context(buildah.container(image, container_name(run_id, "verify")))
         root = scope.enter_context(buildah.mounted(ctr))
         entries = list(walk_image(root))
-        rocks = rock_manifest.find_installed_rocks(root, prefix, config.runtime.lua_version)
+        rocks = rock_files.find_installed_rocks(root, prefix, config.runtime.lua_version)
         checks = [
             check_no_rust(entries, info.env),
             check_artifacts(root, prefix, config.artifacts, rocks),
