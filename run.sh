@@ -12,8 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# git, librust-*: the tests' loopback git server and crate registry (tests/fixtures).
 APT_PACKAGES=(buildah fuse-overlayfs uidmap slirp4netns debootstrap python3 python3-venv
-              gcc libc6-dev util-linux)
+              gcc libc6-dev util-linux git librust-memchr-dev librust-once-cell-dev)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -18,6 +18,16 @@ def _run_line(argv: tuple[str, ...], env: dict[str, str] | None = None) -> str:
     return f"RUN {prefix + ' ' if prefix else ''}{shlex.join(argv)}"
 
 
+def _script_line(script: str) -> str:
+    """A setup script as one RUN. A script of several lines (a RUN instruction is one line)
+    is handed to sh as one argument, one quoted line per continuation line."""
+    script = script.strip("\n")
+    if "\n" not in script:
+        return f"RUN {script}"
+    quoted = " \\\n    ".join(shlex.quote(line) for line in script.split("\n"))
+    return f"RUN /bin/sh -c \"$(printf '%s\\n' \\\n    {quoted})\""
+
+
 def _setup_lines(commands: tuple[tuple[str, ...], ...]) -> list[str]:
     """Package commands chained in one RUN, each setup script in its own.
 
@@ -31,7 +41,7 @@ def _setup_lines(commands: tuple[tuple[str, ...], ...]) -> list[str]:
             if chain:
                 lines.append("RUN " + " \\\n && ".join(chain))
                 chain = []
-            lines.append(f"RUN {argv[2]}")
+            lines.append(_script_line(argv[2]))
         else:
             chain.append(shlex.join(argv))
     if chain:

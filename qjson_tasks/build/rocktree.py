@@ -117,10 +117,31 @@ def _install_rock(session: BuildSession, container: str, rock: RockStep) -> None
     )
 
 
+def check_cargo_lockfiles(session: BuildSession, container: str) -> None:
+    """Before any build: the builder's cargo can read every local Rust rock's Cargo.lock."""
+    from qjson_tasks.rocks.cargo import CHECKED_FROM, check_cargo, lockfile_version
+
+    cargo = None
+    for rock in session.plan.rocks:
+        if not rock.copies_directory or rock.copy is None:
+            continue
+        path = Path(rock.copy[0]) / "Cargo.lock"
+        if not path.is_file():
+            continue
+        version = lockfile_version(path.read_text(encoding="utf-8"), str(path))
+        if version < CHECKED_FROM:
+            continue
+        if cargo is None:
+            argv = ("cargo", "--version")
+            cargo = session.buildah.run(container, argv, user=BUILD_USER, stream=False)
+        check_cargo(rock.name, version, cargo)
+
+
 def install_rocks(session: BuildSession, builder: str, vendored: Path) -> None:
     """Local servers (or, with a lock, the vendored files) into the builder; every rock
     installed into the staging tree, with cargo's downloads as cache mounts."""
     plan, buildah = session.plan, session.buildah
+    check_cargo_lockfiles(session, builder)
     for host, inside in plan.servers:
         buildah.copy(builder, host, inside)
     if plan.lock is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from qjson_tasks.app.containerfile import containerfile_path, render_containerfile
 from qjson_tasks.app.targets import resolve_target, show_target
 from qjson_tasks.app.tools import CONFIG_DIR, PROJECT_DIR
-from qjson_tasks.build.containerfile import render
+from qjson_tasks.build.containerfile import _script_line, render
 from qjson_tasks.config.load import list_targets
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ConfigError
@@ -72,3 +73,13 @@ def test_show_hides_credentials_in_builder_env() -> None:
     text = show_target(with_builder_env({"ROCKS_TOKEN": SECRET, "RUSTFLAGS": "-O"}))
     assert SECRET not in text
     assert "ROCKS_TOKEN" in text and 'RUSTFLAGS = "-O"' in text
+
+
+def test_a_multi_line_setup_script_is_one_run_that_gives_sh_the_same_script() -> None:
+    script = resolve_target("crates").config.builder.setup[0]
+    line = _script_line(script)
+    assert line.startswith("RUN /bin/sh -c ")
+    # What the RUN line's shell receives, once the file's line continuations are joined.
+    joined = line.removeprefix("RUN ").replace("\\\n", "").replace("/bin/sh -c", "printf %s", 1)
+    received = subprocess.run(["sh", "-c", joined], capture_output=True, text=True, check=True)
+    assert received.stdout == script.strip("\n")

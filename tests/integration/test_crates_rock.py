@@ -1,0 +1,126 @@
+"""The crate-dependent demo rock (rocks/qjson-crates), lua-qjson's shape: crates from a
+registry, a lockfile-v4 Cargo.lock, built by a modern cargo.
+
+- the `crates` target: Debian's cargo-web and Debian's crate packages as crates.io;
+- the miniature upstream on loopback (git daemon, a rockspec-only luarocks server, a sparse
+  crate registry): the rock installed from the server, cloned from git, its crates fetched
+  from the registry, as `luarocks install lua-qjson` does against the real upstream;
+- a builder whose cargo is too old for the lockfile fails before the build, in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from qjson_tasks.app.build import run_build
+from qjson_tasks.app.targets import resolve_target
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.app.units import current_plan
+from qjson_tasks.app.verify import run_verify
+from qjson_tasks.config.load import load_target
+from qjson_tasks.config.model import Target
+from qjson_tasks.errors import StepError
+from qjson_tasks.host.buildah import Buildah
+from tests.fixtures.crate_registry import missing_crates
+from tests.fixtures.upstream import ROCK, ROCK_DIR, Upstream, miniature_upstream
+from tests.integration.conftest import (
+    TEST_REPOSITORY,
+    offline_config_data,
+    our_containers,
+    retarget,
+)
+
+# The test builder: the crates target's builder with crates.io replaced by a registry whose
+# index URL (a free port, new each session) comes from the install step's environment, so
+# the builder unit itself stays the same across sessions.
+MIRROR_CONFIG = (
+    "mkdir -p /root/.cargo && printf '[source.crates-io]\\nreplace-with = \"mirror\"\\n'"
+    " > /root/.cargo/config.toml"
+)
+
+
+@pytest.fixture(scope="module")
+def crates_target() -> Target:
+    return retarget(resolve_target("crates"), "crates")
+
+
+@pytest.fixture(scope="module")
+def crates_built(crates_target: Target, tools: Tools) -> str:
+    """The crates target built and verified; returns its builder unit's image."""
+    run_build(crates_target, tools, verify=True)
+    assert run_verify(crates_target, tools).passed  # also when the build found it up to date
+    return current_plan(crates_target, tools).builder.image
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory, crates_target: Target) -> Iterator[Upstream]:
+    missing = missing_crates()
+    if missing:
+        pytest.skip(f"Debian's crate packages for {missing} are not installed (run.sh installs)")
+    with miniature_upstream(
+        tmp_path_factory.mktemp("upstream"), crates_target.config.builder.setup[0]
+    ) as up:
+        yield up
+
+
+def write_target(directory: Path, name: str, data: dict[str, object]) -> Target:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.toml"
+    path.write_text(tomli_w.dumps(data))
+    return load_target(path)
+
+
+def mirror_target(directory: Path, builder_image: str, upstream: Upstream) -> Target:
+    """The rock from the loopback luarocks server, crates from the loopback registry."""
+    data = resolve_target("crates").config.model_dump(mode="json", exclude_none=True)
+    data["builder"] = {
+        "image": builder_image,
+        "package_manager": "none",
+        "setup": [MIRROR_CONFIG],
+        "env": {
+            "CARGO_PROFILE_RELEASE_STRIP": "symbols",
+            "CARGO_REGISTRIES_MIRROR_INDEX": upstream.registry_index,
+        },
+    }
+    data["rocks"] = [{"name": ROCK, "version": "==0.1.0", "source": upstream.rocks.url}]
+    data["output"] = {"image": f"{TEST_REPOSITORY}/crates-mirror-{directory.name}", "tag": "t"}
+    return write_target(directory, "crates-mirror", data)
+
+
+def test_crates_target_builds_with_debian_crate_packages(crates_built: str) -> None:
+    assert crates_built.startswith("localhost/qjson-tasks/unit/builder:")
+
+
+def test_git_rock_from_loopback_upstream_with_crates_from_a_registry(
+    crates_built: str, upstream: Upstream, tools: Tools, tmp_path: Path
+) -> None:
+    target = mirror_target(tmp_path / "mirror", crates_built, upstream)
+    result = run_build(target, tools, verify=True)
+    assert run_verify(target, tools).passed
+    assert result.rock_version == "0.1.0-1"
+    assert any(path.startswith("/index/") for path in upstream.registry.requests), (
+        "cargo never asked the loopback registry"
+    )
+    assert f"/{ROCK}-0.1.0-1.rockspec" in upstream.rocks.requests
+
+
+def test_cargo_too_old_for_the_lockfile_fails_before_the_build(
+    buildah: Buildah, tools: Tools, tmp_path: Path, built: object
+) -> None:
+    """The offline target's builder (Debian's cargo 1.65) and the lockfile-v4 rock."""
+    data = offline_config_data(ROCK_DIR, "too-old")
+    data["rocks"][0]["name"] = ROCK
+    target = write_target(tmp_path, "too-old", data)
+    before = our_containers(buildah)
+    with pytest.raises(StepError) as caught:
+        run_build(target, tools, verify=True)
+    message = str(caught.value.cause)
+    assert "\n" not in message
+    assert "lockfile version 4" in message and "cargo 1.65.0" in message
+    assert "cargo-web" in message
+    assert our_containers(buildah) == before
+    assert not buildah.image_id(target.config.output.reference)
