@@ -10,6 +10,7 @@ from qjson_tasks.config import lockfile
 from qjson_tasks.config.lockfile import Lock
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ConfigError
+from qjson_tasks.host.runner import Runner
 
 
 def lock_for_build(target: Target, update: bool, vendor: str | None) -> Lock | None:
@@ -26,11 +27,12 @@ def lock_for_build(target: Target, update: bool, vendor: str | None) -> Lock | N
     return lock
 
 
-def lock_target(target: Target) -> Lock:
-    """Resolve every rock and write config/NAME.lock."""
+def lock_target(target: Target, runner: Runner | None = None) -> Lock:
+    """Resolve every rock and write config/NAME.lock (git, for git-sourced rocks, through
+    `runner`, else the default one)."""
     from qjson_tasks.rocks.resolve import resolve  # only here: keeps every other task quick
 
-    lock = resolve(target)
+    lock = resolve(target, runner)
     path = lockfile.write_lock(target, lock)
     log(f"    wrote {path}: " + ", ".join(f"{r.label} ({r.role})" for r in lock.rocks))
     return lock
@@ -48,5 +50,5 @@ def vendor_target(target: Target, tools: Tools, directory: Path) -> list[str]:
             f" `invoke lock --target {target.name}` first"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    names = fetch_locked(target, lock, directory)
+    names = fetch_locked(target, lock, directory, runner=tools.runner)
     return names + write_vendor_manifest(session_for(target, tools), directory)

@@ -201,7 +201,7 @@ def build_rock_tree(session: BuildSession, vendor: Path | None) -> None:
 
             # No container exists yet, so no --keep-on-failure hint.
             with session.step("fetch locked rocks", hint=False):
-                fetch_locked(session.target, plan.lock, vendored, vendor)
+                fetch_locked(session.target, plan.lock, vendored, vendor, session.runner)
         with session.step("builder container"):
             builder = scope.enter_context(
                 buildah.container(plan.builder.image, plan.container_name("builder"))

@@ -20,12 +20,35 @@ from qjson_tasks.errors import ConfigError
 
 LOCK_FORMAT = 1
 SHA256 = r"^([0-9a-f]{64})?$"
+COMMIT = r"^[0-9a-f]{40}$"
 
 LockKind = Literal["directory", "file", "server"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LockedGit(_Model):
+    """A rock whose rockspec says `source.url = "git..."`: the tag and the exact commit it
+    named when locked (the lock's source_sha256 is of the .src.rock qjson-tasks packs)."""
+
+    url: str
+    tag: str
+    commit: str = Field(pattern=COMMIT)
+
+
+class LockedCrate(_Model):
+    name: str
+    version: str
+    checksum: str
+
+
+class LockedCargo(_Model):
+    """A Rust rock's Cargo.lock: its sha256 and every registry crate it pins."""
+
+    lock_sha256: str = Field(pattern=SHA256)
+    crates: tuple[LockedCrate, ...] = ()
 
 
 class LockedRock(_Model):
@@ -39,6 +62,8 @@ class LockedRock(_Model):
     rockspec_sha256: str = Field(pattern=SHA256)
     source_sha256: str = Field(pattern=SHA256)
     dependencies: tuple[str, ...] = ()
+    git: LockedGit | None = None
+    cargo: LockedCargo | None = None
 
     @property
     def label(self) -> str:
@@ -59,6 +84,9 @@ class Lock(_Model):
         return [
             rock.model_dump(include={"name", "version", "kind", "role"})
             | {"rockspec": rock.rockspec_sha256, "source": rock.source_sha256}
+            # Only where present, so the locks of other rocks keep their hashes. (A Cargo.lock
+            # is part of the source, so the source's sha256 covers it.)
+            | ({"commit": rock.git.commit} if rock.git else {})
             for rock in self.rocks
         ]
 
@@ -96,7 +124,7 @@ def write_lock(target: Target, lock: Lock) -> Path:
         f"# Written by `invoke lock --target {target.name}`: the exact rocks this target"
         " installs,\n# with sha256 of each rockspec and source. Commit it; do not edit it.\n\n"
     )
-    data = lock.model_dump(mode="json")
+    data = lock.model_dump(mode="json", exclude_none=True)
     body = tomli_w.dumps(data)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(header + body, encoding="utf-8")

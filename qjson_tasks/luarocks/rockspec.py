@@ -77,6 +77,8 @@ class Rockspec:
     dependencies: tuple[Dependency, ...]
     build_dependencies: tuple[Dependency, ...]
     source_url: str  # '' when the rockspec has no source.url (luarocks would refuse it)
+    source_tag: str = ""  # source.tag: for a git source, the tag luarocks clones
+    source_dir: str = ""  # source.dir: the directory the source unpacks as, if given
 
 
 def _dependencies(data: dict[str, LuaValue], key: str, source: str) -> tuple[Dependency, ...]:
@@ -102,17 +104,20 @@ def parse_rockspec(text: str, source: str) -> Rockspec:
             raise RockError(f"{source}: missing '{key}': a rockspec needs {key} = \"...\"")
     package = expect_string(data["package"], f"{source}: package")
     version = expect_string(data["version"], f"{source}: version")
-    source_url = ""
+    fields = {"url": "", "tag": "", "dir": ""}
     if "source" in data:
         source_table = expect_table(data["source"], f"{source}: source")
-        if "url" in source_table:
-            source_url = expect_string(source_table["url"], f"{source}: source.url")
+        for key in fields:
+            if key in source_table:
+                fields[key] = expect_string(source_table[key], f"{source}: source.{key}")
     return Rockspec(
         package=package,
         version=version,
         dependencies=_dependencies(data, "dependencies", source),
         build_dependencies=_dependencies(data, "build_dependencies", source),
-        source_url=source_url,
+        source_url=fields["url"],
+        source_tag=fields["tag"],
+        source_dir=fields["dir"],
     )
 
 

@@ -14,13 +14,15 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from qjson_tasks.config.lockfile import Lock, LockedRock
+from qjson_tasks.config.lockfile import Lock, LockedGit, LockedRock
 from qjson_tasks.config.model import Rock, Target
 from qjson_tasks.config.sources import RockSource, server_source
 from qjson_tasks.errors import RockError
+from qjson_tasks.host.runner import Runner, ShRunner
 from qjson_tasks.luarocks.rockserver import artifact_url, best_version
 from qjson_tasks.luarocks.rockspec import Dependency, Rockspec, parse_rockspec, rockspec_in_archive
 from qjson_tasks.rocks.fetch import read_url, server_versions
+from qjson_tasks.rocks.gitsource import cargo_facts, clone_and_pack, is_git_source, remote_commit
 from qjson_tasks.rocks.source import find_local_rock, server_digest, source_digest
 
 DEFAULT_SERVER = "https://luarocks.org"
@@ -46,8 +48,9 @@ def _spec(text: bytes, where: str) -> Rockspec:
 
 
 class Resolver:
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, runner: Runner | None = None) -> None:
         self.target = target
+        self.runner = runner or ShRunner()  # git, for git-sourced rocks
         self.base = target.path.parent
         self.default_server = target.config.luarocks.where or server_source(DEFAULT_SERVER)
         self.resolved: dict[str, _Resolved] = {}
@@ -105,6 +108,7 @@ class Resolver:
                 source=self.shown(local.directory),
                 rockspec_sha256=_sha256(data),
                 source_sha256=source_digest(Path(local.directory)),
+                cargo=cargo_facts(Path(local.directory)),
             )
             return _Resolved(entry, spec, self.default_server)
         if rock.where.kind == "file":
@@ -159,6 +163,8 @@ class Resolver:
             member, spec_data = rockspec_in_archive(data, url)
             spec_where = f"{url}:{member}"
         spec = _spec(spec_data, spec_where)
+        if arch == "rockspec" and is_git_source(spec.source_url):
+            return _Resolved(self._git_rock(spec, spec_data, url, server), spec, server)
         entry = LockedRock(
             name=chosen.name,
             version=chosen.version,
@@ -173,6 +179,30 @@ class Resolver:
             dependencies=(),
         )
         return _Resolved(entry, spec, server)
+
+    def _git_rock(self, spec: Rockspec, data: bytes, url: str, server: RockSource) -> LockedRock:
+        """A rockspec-only rock cloned from git: pinned to the tag's commit and packed into
+        a .src.rock here, so its build needs no git server (the lock keeps the rockspec's
+        URL: vendoring fetches it again and re-makes the same .src.rock)."""
+        label = f"{spec.package} {spec.version}"
+        if not spec.source_tag:
+            raise RockError(f"{url}: {label}: source.url {spec.source_url} names no tag to pin")
+        commit = remote_commit(self.runner, label, spec.source_url, spec.source_tag)
+        name = f"{spec.package}-{spec.version}"
+        packed = clone_and_pack(self.runner, label, spec, (f"{name}.rockspec", data), commit)
+        local = server.is_local_server
+        return LockedRock(
+            name=spec.package,
+            version=spec.version,
+            kind="server",
+            source=self.shown(server.host_path or server.text) if local else server.text,
+            artifact=f"{name}.src.rock",
+            url="" if local else url,
+            rockspec_sha256=_sha256(data),
+            source_sha256=_sha256(packed.packed),
+            git=LockedGit(url=spec.source_url, tag=spec.source_tag, commit=commit),
+            cargo=packed.cargo,
+        )
 
     def _needs(self, name: str, build: bool) -> list[str]:
         spec = self.resolved[name].spec
@@ -210,5 +240,5 @@ class Resolver:
         )
 
 
-def resolve(target: Target) -> Lock:
-    return Resolver(target).lock()
+def resolve(target: Target, runner: Runner | None = None) -> Lock:
+    return Resolver(target, runner).lock()

@@ -5,11 +5,17 @@ registry, a lockfile-v4 Cargo.lock, built by a modern cargo.
 - the miniature upstream on loopback (git daemon, a rockspec-only luarocks server, a sparse
   crate registry): the rock installed from the server, cloned from git, its crates fetched
   from the registry, as `luarocks install lua-qjson` does against the real upstream;
-- a builder whose cargo is too old for the lockfile fails before the build, in one line.
+- a builder whose cargo is too old for the lockfile fails before the build, in one line;
+- the lock of the git-sourced rock: the tag's commit, a .src.rock packed here (the same bytes
+  every time), the Cargo.lock's sha256 and crates; a locked build installs that packed rock;
+  each refusal (unreachable server, missing tag, moved tag, changed Cargo.lock) is one line
+  and leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,17 +23,29 @@ import pytest
 import tomli_w
 
 from qjson_tasks.app.build import run_build
+from qjson_tasks.app.lock import lock_target
 from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.units import current_plan
 from qjson_tasks.app.verify import run_verify
 from qjson_tasks.config.load import load_target
+from qjson_tasks.config.lockfile import lock_path
 from qjson_tasks.config.model import Target
-from qjson_tasks.errors import StepError
+from qjson_tasks.errors import QjsonTasksError, RockError, StepError
 from qjson_tasks.host.buildah import Buildah
 from tests.fixtures.crate_registry import missing_crates
-from tests.fixtures.upstream import ROCK, ROCK_DIR, Upstream, miniature_upstream
+from tests.fixtures.upstream import (
+    ROCK,
+    ROCK_DIR,
+    TAG,
+    Upstream,
+    git,
+    miniature_upstream,
+    server_rockspec,
+    write_rock_server,
+)
 from tests.integration.conftest import (
+    SUFFIX,
     TEST_REPOSITORY,
     offline_config_data,
     our_containers,
@@ -87,7 +105,7 @@ def mirror_target(directory: Path, builder_image: str, upstream: Upstream) -> Ta
         },
     }
     data["rocks"] = [{"name": ROCK, "version": "==0.1.0", "source": upstream.rocks.url}]
-    data["output"] = {"image": f"{TEST_REPOSITORY}/crates-mirror-{directory.name}", "tag": "t"}
+    data["output"] = {"image": f"{TEST_REPOSITORY}/crates-mirror-{SUFFIX}", "tag": "latest"}
     return write_target(directory, "crates-mirror", data)
 
 
@@ -124,3 +142,102 @@ def test_cargo_too_old_for_the_lockfile_fails_before_the_build(
     assert "cargo-web" in message
     assert our_containers(buildah) == before
     assert not buildah.image_id(target.config.output.reference)
+
+
+CARGO_LOCK = ROCK_DIR / "Cargo.lock"
+
+
+@pytest.fixture
+def fresh_upstream(tmp_path: Path, crates_target: Target) -> Iterator[Upstream]:
+    """An upstream of its own, for a test that breaks it."""
+    script = crates_target.config.builder.setup[0]
+    with miniature_upstream(tmp_path / "upstream", script) as up:
+        yield up
+
+
+def test_lock_pins_commit_packed_rock_and_crates_and_a_locked_build_installs_it(
+    crates_built: str, fresh_upstream: Upstream, tools: Tools, tmp_path: Path
+) -> None:
+    target = mirror_target(tmp_path / "mirror", crates_built, fresh_upstream)
+    lock = lock_target(target)
+    first = lock_path(target).read_bytes()
+    (entry,) = lock.rocks
+    assert entry.git is not None and entry.cargo is not None
+    assert (entry.git.url, entry.git.tag) == (fresh_upstream.git_url, TAG)
+    assert entry.git.commit == fresh_upstream.commit
+    assert entry.artifact == f"{ROCK}-0.1.0-1.src.rock"
+    assert entry.cargo.lock_sha256 == hashlib.sha256(CARGO_LOCK.read_bytes()).hexdigest()
+    assert [(c.name, c.version) for c in entry.cargo.crates] == [
+        ("memchr", "2.5.0"),
+        ("once_cell", "1.17.0"),
+    ]
+    assert all(c.checksum in CARGO_LOCK.read_text() for c in entry.cargo.crates)
+    lock_target(target)
+    assert lock_path(target).read_bytes() == first, "the packed .src.rock is not reproducible"
+
+    run_build(target, tools, verify=True)
+    assert run_verify(target, tools).passed
+
+
+def test_lock_refuses_an_unreachable_git_server_and_a_missing_tag(
+    crates_built: str, fresh_upstream: Upstream, tmp_path: Path
+) -> None:
+    target = mirror_target(tmp_path / "mirror", crates_built, fresh_upstream)
+    spec = server_rockspec(fresh_upstream.git_url).replace(f'"{TAG}"', '"v9.9.9"')
+    write_rock_server(tmp_path / "upstream" / "rocks", spec)
+    with pytest.raises(RockError) as missing:
+        lock_target(target)
+    assert str(missing.value) == f"{ROCK} 0.1.0-1: {fresh_upstream.git_url} has no tag 'v9.9.9'"
+
+    fresh_upstream.git.stop()
+    with pytest.raises(RockError) as unreachable:
+        lock_target(target)
+    assert str(unreachable.value) == (
+        f"{ROCK} 0.1.0-1: could not reach its git server at {fresh_upstream.git_url}"
+    )
+    assert not lock_path(target).exists()
+
+
+def test_a_moved_tag_is_refused_before_any_container(
+    crates_built: str, fresh_upstream: Upstream, tools: Tools, buildah: Buildah, tmp_path: Path
+) -> None:
+    target = mirror_target(tmp_path / "mirror", crates_built, fresh_upstream)
+    lock_target(target)
+    work = tmp_path / "upstream" / f"{ROCK}-work"
+    (work / "README.md").write_text("moved\n")
+    git("commit", "-q", "-am", "moved", cwd=work)
+    git("tag", "-f", TAG, cwd=work)
+    git("push", "-q", "-f", str(tmp_path / "upstream" / "git" / f"{ROCK}.git"), TAG, cwd=work)
+    moved = git("rev-parse", "HEAD", cwd=work)
+    before = our_containers(buildah)
+    image = buildah.image_id(target.config.output.reference)
+    with pytest.raises(StepError) as caught:
+        run_build(target, tools, verify=True)
+    message = str(caught.value.cause)
+    assert "\n" not in message
+    assert message.startswith(f"{lock_path(target)}: {ROCK} 0.1.0-1: tag {TAG} of ")
+    assert f"now names commit {moved[:12]}, the lock says {fresh_upstream.commit[:12]}" in message
+    assert our_containers(buildah) == before
+    assert buildah.image_id(target.config.output.reference) == image
+
+
+def test_a_changed_cargo_lock_of_a_local_rust_rock_is_refused(
+    tools: Tools, buildah: Buildah, tmp_path: Path
+) -> None:
+    rock = tmp_path / "rock"
+    shutil.copytree(ROCK_DIR, rock, ignore=shutil.ignore_patterns("target"))
+    data = resolve_target("crates").config.model_dump(mode="json", exclude_none=True)
+    data["rocks"][0]["source"] = str(rock)
+    target = write_target(tmp_path / "config", "crates-local", data)
+    locked = lock_target(target).rocks[0].cargo
+    assert locked is not None
+    with (rock / "Cargo.lock").open("a") as lockfile:
+        lockfile.write("\n")
+    before = our_containers(buildah)
+    with pytest.raises(QjsonTasksError) as caught:
+        run_build(target, tools, verify=True)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{lock_path(target)}: {ROCK} 0.1.0-1: the Cargo.lock of {rock} has sha256" in message
+    assert f"the lock says {locked.lock_sha256[:16]}" in message
+    assert our_containers(buildah) == before

@@ -9,6 +9,9 @@ import pytest
 from qjson_tasks.config.load import find_target
 from qjson_tasks.config.lockfile import (
     Lock,
+    LockedCargo,
+    LockedCrate,
+    LockedGit,
     LockedRock,
     checked_lock,
     lock_path,
@@ -103,6 +106,48 @@ def test_write_then_read_round_trips(target: Target) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# Written by `invoke lock --target t`")
     assert sorted(p.name for p in path.parent.iterdir()) == ["t.lock", "t.toml"]  # no temp file
+
+
+def git_rock_lock() -> Lock:
+    entry = (
+        sample_lock()
+        .rocks[0]
+        .model_copy(
+            update={
+                "git": LockedGit(url="git://127.0.0.1:9/r.git", tag="v1", commit="c" * 40),
+                "cargo": LockedCargo(
+                    lock_sha256=SHA_A,
+                    crates=(LockedCrate(name="memchr", version="2.5.0", checksum=SHA_B),),
+                ),
+            }
+        )
+    )
+    return Lock(target="t", rocks=(entry,))
+
+
+def test_a_git_rust_rock_round_trips_with_commit_and_crates(target: Target) -> None:
+    lock = git_rock_lock()
+    path = write_lock(target, lock)
+    assert read_lock(target) == lock
+    text = path.read_text(encoding="utf-8")
+    assert "[rocks.git]" in text and "[[rocks.cargo.crates]]" in text
+
+
+def test_rocks_without_git_or_cargo_write_no_such_tables(target: Target) -> None:
+    text = write_lock(target, sample_lock()).read_text(encoding="utf-8")
+    assert "git" not in text and "cargo" not in text
+
+
+def test_the_hashed_lock_adds_the_commit_only_for_git_rocks() -> None:
+    plain = sample_lock().hashed()[0]
+    git = git_rock_lock().hashed()[0]
+    assert "commit" not in plain
+    assert git == plain | {"commit": "c" * 40}
+
+
+def test_a_commit_must_be_40_hex_digits() -> None:
+    with pytest.raises(ValueError, match="commit"):
+        LockedGit(url="git://h/r", tag="v1", commit="abc")
 
 
 def test_writing_again_replaces_the_lock(target: Target) -> None:

@@ -157,6 +157,7 @@ def test_parse_rockspec() -> None:
         ),
         build_dependencies=(Dependency("qjt-buildtool", requirement("1.0")),),
         source_url="git+https://example.org/cdemo.git",
+        source_tag="v1.0",
     )
 
 
