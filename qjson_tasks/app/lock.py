@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qjson_tasks.app.tools import Tools, log, session_for
 from qjson_tasks.build.builder import write_vendor_manifest
+from qjson_tasks.build.session import Session
 from qjson_tasks.config import lockfile
 from qjson_tasks.config.lockfile import Lock
 from qjson_tasks.config.model import Target
@@ -40,7 +41,8 @@ def lock_target(target: Target, runner: Runner | None = None) -> Lock:
 
 def vendor_target(target: Target, tools: Tools, directory: Path) -> list[str]:
     """Every locked rock file into directory, hash-checked, plus a luarocks manifest
-    (`luarocks-admin make-manifest`), so it can be the only rock server of an offline build."""
+    (`luarocks-admin make-manifest`), so it can be the only rock server of an offline build;
+    and the crates of Rust rocks under directory/crates."""
     from qjson_tasks.rocks.vendor import fetch_locked
 
     lock = lockfile.checked_lock(target)
@@ -51,4 +53,20 @@ def vendor_target(target: Target, tools: Tools, directory: Path) -> list[str]:
         )
     directory.mkdir(parents=True, exist_ok=True)
     names = fetch_locked(target, lock, directory, runner=tools.runner)
-    return names + write_vendor_manifest(session_for(target, tools), directory)
+    session = session_for(target, tools)
+    names += write_vendor_manifest(session, directory)
+    return names + vendor_rock_crates(target, session, lock, directory)
+
+
+def vendor_rock_crates(target: Target, session: Session, lock: Lock, directory: Path) -> list[str]:
+    """DIR/crates: `cargo vendor --locked` of every Rust rock in the builder, each crate then
+    checked against the lock."""
+    from qjson_tasks.build.cratevendor import vendor_crates
+    from qjson_tasks.rocks.crates import check_vendored_crates, rust_rocks
+
+    rocks = rust_rocks(lock)
+    if not rocks:
+        return []
+    crates = vendor_crates(session, directory, rocks)
+    check_vendored_crates(target, lock, crates)
+    return [crates.name]

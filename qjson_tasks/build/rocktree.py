@@ -137,9 +137,37 @@ def check_cargo_lockfiles(session: BuildSession, container: str) -> None:
         check_cargo(rock.name, version, cargo)
 
 
-def install_rocks(session: BuildSession, builder: str, vendored: Path) -> None:
+def offline_crates(session: BuildSession, vendor: Path, scratch: Path) -> tuple[str, ...]:
+    """With --vendor: the vendored crates, checked against the lock, and the mounts making
+    them cargo's crates.io, offline, for the rock install only (never in an image)."""
+    from qjson_tasks.rocks.crates import (
+        CARGO_CONFIG_INSIDE,
+        CRATES_INSIDE,
+        CRATES_SUBDIR,
+        check_vendored_crates,
+        offline_cargo_config,
+        rust_rocks,
+    )
+
+    lock = session.plan.lock
+    if lock is None or not rust_rocks(lock):
+        return ()
+    crates = (vendor / CRATES_SUBDIR).resolve()
+    check_vendored_crates(session.target, lock, crates)
+    config = scratch / "cargo-config.toml"
+    config.write_text(offline_cargo_config(), encoding="utf-8")
+    return (
+        f"type=bind,src={crates},target={CRATES_INSIDE},ro",
+        f"type=bind,src={config},target={CARGO_CONFIG_INSIDE},ro",
+    )
+
+
+def install_rocks(
+    session: BuildSession, builder: str, vendored: Path, offline: tuple[str, ...] = ()
+) -> None:
     """Local servers (or, with a lock, the vendored files) into the builder; every rock
-    installed into the staging tree, with cargo's downloads as cache mounts."""
+    installed into the staging tree, with cargo's downloads as cache mounts (and, offline,
+    the vendored crates)."""
     plan, buildah = session.plan, session.buildah
     check_cargo_lockfiles(session, builder)
     for host, inside in plan.servers:
@@ -151,7 +179,7 @@ def install_rocks(session: BuildSession, builder: str, vendored: Path) -> None:
     home = cargo_home(image_env(buildah, plan.builder.image), plan.rock_env)
     downloads = cargo_download_mounts(plan.builder.hash, home)
     for rock in plan.rocks:
-        _install_rock(session, builder, replace(rock, mounts=rock.mounts + downloads))
+        _install_rock(session, builder, replace(rock, mounts=rock.mounts + downloads + offline))
 
 
 def remove_build_only(session: BuildSession, container: str, build_only: dict[str, str]) -> None:
@@ -196,18 +224,22 @@ def build_rock_tree(session: BuildSession, vendor: Path | None) -> None:
     plan, buildah = session.plan, session.buildah
     with ExitStack() as scope:
         vendored = Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="qjt-vendor-")))
+        offline: tuple[str, ...] = ()
         if plan.lock is not None:
             from qjson_tasks.rocks.vendor import fetch_locked
 
             # No container exists yet, so no --keep-on-failure hint.
             with session.step("fetch locked rocks", hint=False):
                 fetch_locked(session.target, plan.lock, vendored, vendor, session.runner)
+                if vendor is not None:
+                    scratch = scope.enter_context(tempfile.TemporaryDirectory(prefix="qjt-"))
+                    offline = offline_crates(session, vendor, Path(scratch))
         with session.step("builder container"):
             builder = scope.enter_context(
                 buildah.container(plan.builder.image, plan.container_name("builder"))
             )
         with session.step("rock install"):
-            install_rocks(session, builder, vendored)
+            install_rocks(session, builder, vendored, offline)
         with session.step("mount builder"):
             root = scope.enter_context(buildah.mounted(builder))
         with session.step("rock tree"):

@@ -23,7 +23,7 @@ import pytest
 import tomli_w
 
 from qjson_tasks.app.build import run_build
-from qjson_tasks.app.lock import lock_target
+from qjson_tasks.app.lock import lock_target, vendor_target
 from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.units import current_plan
@@ -241,3 +241,32 @@ def test_a_changed_cargo_lock_of_a_local_rust_rock_is_refused(
     assert f"{lock_path(target)}: {ROCK} 0.1.0-1: the Cargo.lock of {rock} has sha256" in message
     assert f"the lock says {locked.lock_sha256[:16]}" in message
     assert our_containers(buildah) == before
+
+
+def test_lock_vendor_then_build_from_the_vendor_directory_with_every_server_stopped(
+    crates_built: str, fresh_upstream: Upstream, tools: Tools, buildah: Buildah, tmp_path: Path
+) -> None:
+    target = mirror_target(tmp_path / "mirror", crates_built, fresh_upstream)
+    lock_target(target)
+    vendor = tmp_path / "vendor"
+    names = vendor_target(target, tools, vendor)
+    assert f"{ROCK}-0.1.0-1.src.rock" in names and "crates" in names
+    crates = vendor / "crates"
+    assert sorted(p.name for p in crates.iterdir()) == ["memchr-2.5.0", "once_cell-1.17.0"]
+    fresh_upstream.stop()
+
+    lib = crates / "memchr-2.5.0" / "src" / "lib.rs"
+    original = lib.read_bytes()
+    lib.write_bytes(original + b"\n// tampered\n")
+    before = our_containers(buildah)
+    with pytest.raises(StepError) as caught:
+        run_build(target, tools, verify=True, vendor=str(vendor))
+    message = str(caught.value.cause)
+    assert "\n" not in message
+    assert "vendored crate memchr 2.5.0 was changed: src/lib.rs has sha256" in message
+    assert our_containers(buildah) == before
+
+    lib.write_bytes(original)
+    result = run_build(target, tools, verify=True, vendor=str(vendor))
+    assert "rock-tree" in result.built
+    assert run_verify(target, tools).passed
