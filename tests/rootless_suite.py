@@ -4,8 +4,9 @@
 
 Root only sets the stage: a user with subordinate ids (USER), a venv of its own (the host's
 Python under /root is not readable by others), a copy of the project it owns, and the base
-image handed over from root's storage (debootstrap can't run rootless) with
-`buildah push IMAGE oci-archive:FILE` and `buildah pull oci-archive:FILE`. Then the user runs
+images of the offline and gateway targets handed over from root's storage (debootstrap
+can't run rootless) with `buildah push IMAGE oci-archive:FILE` and
+`buildah pull oci-archive:FILE`. Then the user runs
 pytest inside `buildah unshare` with QJT_ROOTLESS_SUITE=1: its own storage, chroot isolation,
 mounts inside the user namespace.
 
@@ -35,6 +36,8 @@ HOME = Path("/home") / USER
 VENV = HOME / "qjt-venv"
 SUITE_DIR = HOME / "qjt-suite"
 BASE = "localhost/qjson-tasks/bookworm-luajit:latest"
+# The base images the suite builds on, and the target whose `invoke base-image` makes each.
+BASES = {BASE: "offline", "localhost/qjson-tasks/bookworm-gateway:latest": "gateway"}
 STORAGE_CONF = HOME / ".config" / "containers" / "storage.conf"
 STORAGE_DIR = HOME / ".local" / "share" / "containers" / "storage"
 # No mount_program: the kernel mounts overlay inside the user namespace itself.
@@ -120,22 +123,26 @@ def image_id(ref: str, user: bool) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def hand_over_base_image() -> None:
+def hand_over_base_image(base: str, target: str) -> None:
     """Make the base as root if missing, and give the user the same image (same ID)."""
-    mine = image_id(BASE, user=False)
+    mine = image_id(base, user=False)
     if mine is None:
-        log(f"making {BASE} as root (debootstrap)")
-        subprocess.run([sys.executable, "-m", "invoke", "base-image"], cwd=PROJECT_DIR, check=True)
-        mine = image_id(BASE, user=False)
-    theirs = image_id(BASE, user=True)
+        log(f"making {base} as root (debootstrap)")
+        subprocess.run(
+            [sys.executable, "-m", "invoke", "base-image", "--target", target],
+            cwd=PROJECT_DIR,
+            check=True,
+        )
+        mine = image_id(base, user=False)
+    theirs = image_id(base, user=True)
     if theirs == mine:
         return
-    log(f"handing {BASE} over to {USER} (oci-archive)")
+    log(f"handing {base} over to {USER} (oci-archive)")
     with tempfile.TemporaryDirectory(prefix="qjt-base-") as tmp:
         os.chmod(tmp, 0o755)
         archive = Path(tmp) / "base.tar"
         subprocess.run(
-            ["buildah", "push", "--quiet", BASE, f"oci-archive:{archive}:{BASE}"], check=True
+            ["buildah", "push", "--quiet", base, f"oci-archive:{archive}:{base}"], check=True
         )
         archive.chmod(0o644)
         as_user(["buildah", "pull", "--quiet", f"oci-archive:{archive}"])
@@ -160,7 +167,8 @@ def prepare() -> Path:
     ensure_user()
     ensure_storage()
     ensure_venv()
-    hand_over_base_image()
+    for base, target in BASES.items():
+        hand_over_base_image(base, target)
     return copy_project()
 
 

@@ -11,6 +11,7 @@ from qjson_tasks.config.load import check_image_flag
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ConfigError
 from qjson_tasks.verify.image import verify_image
+from qjson_tasks.verify.nginx_conf import gateway_snippet
 from qjson_tasks.verify.report import VerifyReport
 from qjson_tasks.verify.smoke import smoke_scripts
 
@@ -23,10 +24,14 @@ def run_verify(target: Target, tools: Tools, image: str | None = None) -> Verify
 
 
 def verify_digest(target: Target) -> str:
-    """What the verification of a runtime unit depends on beyond the config: the smoke script."""
+    """What the verification of a runtime unit depends on beyond the config: the smoke
+    scripts and the gateway check's nginx snippet."""
     digest = hashlib.sha256()
     for name, script in smoke_scripts(target):
         digest.update(f"{name}\0{script}\0".encode())
+    snippet = gateway_snippet(target)
+    if snippet is not None:  # absent otherwise: other targets keep their digest
+        digest.update(f"gateway\0{snippet}\0".encode())
     return digest.hexdigest()
 
 

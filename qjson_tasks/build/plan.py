@@ -273,6 +273,14 @@ def _runtime_unit(
     labels: Mapping[str, str],
     timestamp: int,
 ) -> Unit:
+    verify: dict[str, object] = {
+        "luajit": config.runtime.luajit,
+        "user": config.runtime.user,
+        "artifacts": list(config.artifacts),
+        "smoke": inputs.verify_digest,  # with the gateway check's snippet, if any
+    }
+    if config.verify.gateway is not None:  # absent otherwise: other targets keep their hash
+        verify["gateway"] = config.verify.gateway.model_dump(mode="json")
     return Unit(
         "runtime",
         {
@@ -280,12 +288,7 @@ def _runtime_unit(
             "prefix": config.runtime.prefix,
             "labels": labels,
             "timestamp": timestamp,
-            "verify": {
-                "luajit": config.runtime.luajit,
-                "user": config.runtime.user,
-                "artifacts": list(config.artifacts),
-                "smoke": inputs.verify_digest,
-            },
+            "verify": verify,
         },
         (rock_tree,),
     )

@@ -5,6 +5,7 @@ Reading a file, translating pydantic's errors and applying flags live in config.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -188,12 +189,69 @@ class Output(_Model):
         return f"{self.image}:{self.tag}"
 
 
+def _request_path(value: str) -> str:
+    if not re.fullmatch(r"/[!-~]*", value):
+        raise ValueError(f"{value!r} is not a request path: '/' then printable ASCII, no spaces")
+    return value
+
+
+def _json_text(value: str) -> str:
+    try:
+        json.loads(value)
+    except ValueError as exc:
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise ValueError(
+            f"{shown!r} is not JSON ({exc}): give a JSON text for the worker to decode"
+        ) from None
+    return value
+
+
+def _include(value: str) -> str:
+    if not value.startswith("/") or any(c in value for c in ";{}\n"):
+        raise ValueError(f"{value!r} must be an absolute path (a glob is fine) without ';'")
+    return value
+
+
+class Gateway(_Model):
+    """The gateway check: nginx in a throwaway container answers a JSON POST through qjson."""
+
+    nginx: AbsPath = Field(description="the nginx binary in the image")
+    snippet: str = Field(
+        description="file (relative to the target file) with the http-block directives of the"
+        " check's nginx.conf: lua_package_path/cpath and a server that listens on @LISTEN@"
+    )
+    modules: tuple[Annotated[str, AfterValidator(_include)], ...] = Field(
+        default=(),
+        description="files included at the top of the nginx.conf (load_module lines), e.g."
+        " /etc/nginx/modules-enabled/*.conf for Debian's modules; none for OpenResty",
+    )
+    path: Annotated[str, AfterValidator(_request_path)] = Field(
+        default="/qjson", description="the request path the POST goes to"
+    )
+    body: Annotated[str, AfterValidator(_json_text)] = Field(description="the JSON request body")
+    status: int = Field(default=200, ge=100, le=599, description="the expected HTTP status")
+    expect: str = Field(description="the expected answer body (trailing whitespace ignored)")
+    worker_user: Annotated[str | None, AfterValidator(lambda v: v if v is None else _user(v))] = (
+        Field(
+            default=None,
+            description="the user nginx's workers run as; default: the image's user, or"
+            " nobody (nginx's default) when the image runs as root",
+        )
+    )
+    timeout: float = Field(
+        default=10.0, gt=0, le=120, description="seconds to wait for nginx to start and answer"
+    )
+
+
 class Verify(_Model):
     smoke_script: str | None = Field(
         default=None, description="Lua file run by the image's LuaJIT; default: the built-in one"
     )
     artifacts: tuple[str, ...] | None = Field(
         default=None, description="paths relative to the prefix that must exist"
+    )
+    gateway: Gateway | None = Field(
+        default=None, description="start nginx from the image and POST JSON through qjson"
     )
 
 

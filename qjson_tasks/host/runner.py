@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +17,7 @@ import sh
 from qjson_tasks.errors import ToolError, ToolMissingError
 
 TAIL_LINES = 25
+BACKGROUND_LINES = 200
 
 INSTALL_HINTS = {
     "buildah": "install it with: apt-get install -y buildah fuse-overlayfs uidmap",
@@ -34,6 +36,28 @@ class Runner(Protocol):
         cwd: Path | None = None,
     ) -> str:
         """Run argv (in cwd); return its stdout. Raise ToolError when it fails."""
+        ...
+
+    def start(self, argv: Sequence[str]) -> Background:
+        """Start argv in the background (a server); its output is kept, not echoed."""
+        ...
+
+
+class Background(Protocol):
+    """A process started by Runner.start."""
+
+    argv: Sequence[str]
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit code once it has ended, None if still running after timeout seconds."""
+        ...
+
+    def output(self) -> str:
+        """The last lines of its stdout and stderr so far."""
+        ...
+
+    def kill(self) -> None:
+        """SIGTERM, then SIGKILL if it does not end within a few seconds."""
         ...
 
 
@@ -145,6 +169,40 @@ class ShRunner:
             _stop(process)
             raise
         return "".join(stdout)
+
+    def start(self, argv: Sequence[str]) -> Background:
+        try:
+            command = sh.Command(argv[0])
+        except sh.CommandNotFound:
+            raise tool_missing(argv[0]) from None
+        tail: deque[str] = deque(maxlen=BACKGROUND_LINES)
+        kwargs: dict[str, object] = {"_bg": True, "_bg_exc": False}
+        if self._pass_fds:
+            kwargs["_pass_fds"] = self._pass_fds
+        process = command(*argv[1:], _out=tail.append, _err=tail.append, **kwargs)
+        return ShBackground(tuple(argv), process, tail)
+
+
+@dataclass
+class ShBackground:
+    argv: Sequence[str]
+    process: sh.RunningCommand
+    tail: deque[str]
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            self.process.wait(timeout=timeout)
+        except sh.TimeoutException:
+            return None
+        except sh.ErrorReturnCode as exc:
+            return int(exc.exit_code)
+        return int(self.process.exit_code or 0)
+
+    def output(self) -> str:
+        return "".join(self.tail)
+
+    def kill(self) -> None:
+        _stop(self.process)
 
 
 def _stop(process: sh.RunningCommand) -> None:

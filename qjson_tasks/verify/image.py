@@ -69,6 +69,10 @@ def verify_image(image: str, target: Target, buildah: Buildah, run_id: str) -> V
         user = info.user or "root"
         for name, script in scripts:
             checks.append(check_smoke(buildah, ctr, config.runtime.luajit, script, user, name))
+        if config.verify.gateway is not None:
+            from qjson_tasks.verify.gateway import gateway_checks  # few targets need it
+
+            checks += gateway_checks(buildah, image, run_id, target, user, rocks)
     return VerifyReport(
         image=image,
         image_id=info.image_id,

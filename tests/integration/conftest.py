@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from qjson_tasks.app.build import run_build
+from qjson_tasks.app.build import make_base_image, run_build
 from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.units import current_plan
@@ -31,7 +31,7 @@ from qjson_tasks.build.pipeline import BuildResult
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host.buildah import Buildah
-from qjson_tasks.host.runner import Runner, ShRunner
+from qjson_tasks.host.runner import Background, Runner, ShRunner
 from tests.conftest import PROJECT_DIR
 
 SUFFIX = uuid.uuid4().hex[:8]
@@ -90,6 +90,10 @@ class RealRunner:
         if self.refuse and self.refuse(list(argv)):
             raise ToolError(f"command failed (exit 125): {' '.join(argv)}", output="injected")
         return self.inner.run(argv, input=input, env=env, stream=stream, cwd=cwd)
+
+    def start(self, argv: Sequence[str]) -> Background:
+        self.calls.append(list(argv))
+        return self.inner.start(argv)
 
 
 def changed_demo_rock(directory: Path, marker: str, rust: str = "") -> Path:
@@ -179,6 +183,25 @@ def built(offline_target: Target, tools: Tools) -> BuildResult:
 
 
 @pytest.fixture(scope="session")
+def gateway_target() -> Target:
+    return retarget(resolve_target("gateway"), "gateway")
+
+
+@pytest.fixture(scope="session")
+def gateway_base(gateway_target: Target, tools: Tools) -> str:
+    """The gateway target's base (nginx, lua-nginx-module, luajit2): made with debootstrap
+    as root when missing; the rootless suite is handed root's (tests/rootless_suite.py)."""
+    make_base_image(gateway_target, tools)
+    return gateway_target.config.runtime.base_image
+
+
+@pytest.fixture(scope="session")
+def gateway_built(gateway_base: str, gateway_target: Target, tools: Tools) -> BuildResult:
+    """The gateway target built end to end, verified (its nginx check too) and tagged."""
+    return run_build(gateway_target, tools, verify=True)
+
+
+@pytest.fixture(scope="session")
 def derive(built: BuildResult, buildah: Buildah) -> Callable[..., str]:
     """Make a test image from the good one: mutate(root, container) edits its files or config.
 
@@ -186,11 +209,19 @@ def derive(built: BuildResult, buildah: Buildah) -> Callable[..., str]:
     """
 
     def make(name: str, mutate: Callable[[Path, str], None]) -> str:
-        ref = f"{TEST_REPOSITORY}/{name}-{SUFFIX}:latest"
-        with buildah.container(built.image_ref, f"{OURS}derive-{name}-{SUFFIX}") as ctr:
-            with buildah.mounted(ctr) as root:
-                mutate(root, ctr)
-            buildah.commit(ctr, ref)
-        return ref
+        return derive_image(buildah, built.image_ref, name, mutate)
 
     return make
+
+
+def derive_image(
+    buildah: Buildah, source: str, name: str, mutate: Callable[[Path, str], None]
+) -> str:
+    """A test image made from source: mutate(root, container) edits its files or config.
+    Returns its reference; the session finalizer removes it."""
+    ref = f"{TEST_REPOSITORY}/{name}-{SUFFIX}:latest"
+    with buildah.container(source, f"{OURS}derive-{name}-{SUFFIX}") as ctr:
+        with buildah.mounted(ctr) as root:
+            mutate(root, ctr)
+        buildah.commit(ctr, ref)
+    return ref
