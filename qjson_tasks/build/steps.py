@@ -3,10 +3,11 @@ install, the local servers copied in, cargo's caches. Pure, like the plan that u
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from qjson_tasks.config.lockfile import Lock
+from qjson_tasks.config.lockfile import Lock, LockedRock
 from qjson_tasks.config.model import Rock, TargetConfig
 from qjson_tasks.config.sources import RockSource
 
@@ -14,6 +15,9 @@ SOURCE_DIR = "/qjson-src"
 # Local rock servers (and, with a lock, the vendored rocks) are copied here in the builder.
 SERVER_DIR = "/qjson-servers"
 VENDOR_DIR = "/qjson-vendor"
+# A locked git rock is unpacked and built here, not in luarocks' random temporary directory,
+# and Rust's source paths under it and cargo's home are remapped: the same .so every build.
+BUILD_DIR = "/qjson-build"
 CACHE_PREFIX = "qjson-tasks-"
 
 Argv = tuple[str, ...]
@@ -90,6 +94,8 @@ def rock_step(
             copies_directory=True,
         )
     entry = lock.entry(rock.name) if lock else None
+    if entry is not None and entry.git is not None:
+        return RockStep(rock.name, rock.version, git_rock_install(config, entry))
     if entry is not None:
         argv = (*luarocks_argv(config, VENDOR_DIR), "install", tree, rock.name, entry.version)
         return RockStep(rock.name, rock.version, argv)
@@ -106,6 +112,29 @@ def rock_step(
         rock.version,
         (*luarocks_argv(config, server), "install", tree, rock.name, *version),
     )
+
+
+def git_rock_install(config: TargetConfig, entry: LockedRock) -> Argv:
+    """`luarocks unpack` of a locked git rock's packed .src.rock at BUILD_DIR/NAME, then
+    `luarocks make` in its source directory, with Rust's paths remapped."""
+    assert entry.git is not None
+    luarocks = shlex.join(luarocks_argv(config, VENDOR_DIR))
+    name = f"{entry.name}-{entry.version}"
+    build = f"{BUILD_DIR}/{entry.name}"
+    tree = shlex.quote(config.staging.tree)
+    script = "\n".join(
+        (
+            "set -eu",
+            f"mkdir -p {build} && cd {build}",
+            f"{luarocks} unpack {shlex.quote(entry.name)} {shlex.quote(entry.version)}",
+            f"cd {shlex.quote(name)}/{shlex.quote(entry.git.dir)}",
+            'home="${CARGO_HOME:-$HOME/.cargo}"',
+            f'remap="--remap-path-prefix={build}=/build --remap-path-prefix=$home=/cargo"',
+            'export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$remap"',
+            f"{luarocks} make --tree={tree} ../{shlex.quote(name)}.rockspec",
+        )
+    )
+    return ("/bin/sh", "-c", script)
 
 
 def local_servers(config: TargetConfig, lock: Lock | None) -> tuple[tuple[str, str], ...]:

@@ -36,6 +36,7 @@ class LockedGit(_Model):
     url: str
     tag: str
     commit: str = Field(pattern=COMMIT)
+    dir: str = Field(default="", description="the directory its source unpacks as")
 
 
 class LockedCrate(_Model):

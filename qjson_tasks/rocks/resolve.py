@@ -22,7 +22,13 @@ from qjson_tasks.host.runner import Runner, ShRunner
 from qjson_tasks.luarocks.rockserver import artifact_url, best_version
 from qjson_tasks.luarocks.rockspec import Dependency, Rockspec, parse_rockspec, rockspec_in_archive
 from qjson_tasks.rocks.fetch import read_url, server_versions
-from qjson_tasks.rocks.gitsource import cargo_facts, clone_and_pack, is_git_source, remote_commit
+from qjson_tasks.rocks.gitsource import (
+    cargo_facts,
+    clone_and_pack,
+    is_git_source,
+    remote_commit,
+    source_dir_name,
+)
 from qjson_tasks.rocks.source import find_local_rock, server_digest, source_digest
 
 DEFAULT_SERVER = "https://luarocks.org"
@@ -200,7 +206,12 @@ class Resolver:
             url="" if local else url,
             rockspec_sha256=_sha256(data),
             source_sha256=_sha256(packed.packed),
-            git=LockedGit(url=spec.source_url, tag=spec.source_tag, commit=commit),
+            git=LockedGit(
+                url=spec.source_url,
+                tag=spec.source_tag,
+                commit=commit,
+                dir=source_dir_name(spec),
+            ),
             cargo=packed.cargo,
         )
 

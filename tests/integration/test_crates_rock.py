@@ -47,6 +47,7 @@ from tests.fixtures.upstream import (
 from tests.integration.conftest import (
     SUFFIX,
     TEST_REPOSITORY,
+    forget_rock_units,
     offline_config_data,
     our_containers,
     retarget,
@@ -267,6 +268,20 @@ def test_lock_vendor_then_build_from_the_vendor_directory_with_every_server_stop
     assert our_containers(buildah) == before
 
     lib.write_bytes(original)
-    result = run_build(target, tools, verify=True, vendor=str(vendor))
-    assert "rock-tree" in result.built
+    first = run_build(target, tools, verify=True, vendor=str(vendor))
+    assert "rock-tree" in first.built
     assert run_verify(target, tools).passed
+    library = native_library(buildah, first.image_id)
+
+    # The same inputs from scratch: the same bytes and the same image ID.
+    forget_rock_units(buildah, target)
+    again = run_build(target, tools, verify=True, vendor=str(vendor))
+    assert "rock-tree" in again.built
+    assert native_library(buildah, again.image_id) == library
+    assert again.image_id == first.image_id
+
+
+def native_library(buildah: Buildah, image: str) -> str:
+    """sha256 of the image's qjson.so."""
+    with buildah.container(image, f"qjt-crates-so-{SUFFIX}") as ctr, buildah.mounted(ctr) as root:
+        return hashlib.sha256((root / "usr/local/lib/lua/5.1/qjson.so").read_bytes()).hexdigest()
