@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import zipfile
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -117,24 +118,38 @@ def _install_rock(session: BuildSession, container: str, rock: RockStep) -> None
     )
 
 
-def check_cargo_lockfiles(session: BuildSession, container: str) -> None:
-    """Before any build: the builder's cargo can read every local Rust rock's Cargo.lock."""
+def _cargo_lockfiles(session: BuildSession, vendored: Path) -> list[tuple[str, str, str]]:
+    """(rock, where, text) of each Cargo.lock known before the build: a local rock's, and a
+    locked git rock's inside its packed .src.rock."""
+    found = []
+    for rock in session.plan.rocks:
+        if rock.copies_directory and rock.copy is not None:
+            path = Path(rock.copy[0]) / "Cargo.lock"
+            if path.is_file():
+                found.append((rock.name, str(path), path.read_text(encoding="utf-8")))
+    lock = session.plan.lock
+    for entry in lock.rocks if lock else ():
+        if entry.git is not None and entry.cargo is not None:
+            member = f"{entry.git.dir}/Cargo.lock"
+            with zipfile.ZipFile(vendored / entry.artifact) as archive:
+                text = archive.read(member).decode("utf-8", "replace")
+            found.append((entry.name, f"{entry.artifact}:{member}", text))
+    return found
+
+
+def check_cargo_lockfiles(session: BuildSession, container: str, vendored: Path) -> None:
+    """Before any build: the builder's cargo can read every Rust rock's Cargo.lock."""
     from qjson_tasks.rocks.cargo import CHECKED_FROM, check_cargo, lockfile_version
 
     cargo = None
-    for rock in session.plan.rocks:
-        if not rock.copies_directory or rock.copy is None:
-            continue
-        path = Path(rock.copy[0]) / "Cargo.lock"
-        if not path.is_file():
-            continue
-        version = lockfile_version(path.read_text(encoding="utf-8"), str(path))
+    for rock, where, text in _cargo_lockfiles(session, vendored):
+        version = lockfile_version(text, where)
         if version < CHECKED_FROM:
             continue
         if cargo is None:
             argv = ("cargo", "--version")
             cargo = session.buildah.run(container, argv, user=BUILD_USER, stream=False)
-        check_cargo(rock.name, version, cargo)
+        check_cargo(rock, version, cargo)
 
 
 def offline_crates(session: BuildSession, vendor: Path, scratch: Path) -> tuple[str, ...]:
@@ -169,7 +184,7 @@ def install_rocks(
     installed into the staging tree, with cargo's downloads as cache mounts (and, offline,
     the vendored crates)."""
     plan, buildah = session.plan, session.buildah
-    check_cargo_lockfiles(session, builder)
+    check_cargo_lockfiles(session, builder, vendored)
     for host, inside in plan.servers:
         buildah.copy(builder, host, inside)
     if plan.lock is not None:

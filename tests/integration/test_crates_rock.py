@@ -285,3 +285,19 @@ def native_library(buildah: Buildah, image: str) -> str:
     """sha256 of the image's qjson.so."""
     with buildah.container(image, f"qjt-crates-so-{SUFFIX}") as ctr, buildah.mounted(ctr) as root:
         return hashlib.sha256((root / "usr/local/lib/lua/5.1/qjson.so").read_bytes()).hexdigest()
+
+
+def test_cargo_too_old_for_a_locked_git_rocks_lockfile_fails_before_the_build(
+    fresh_upstream: Upstream, tools: Tools, buildah: Buildah, tmp_path: Path, built: object
+) -> None:
+    """Its Cargo.lock is read from the packed rock, before luarocks unpacks anything."""
+    offline_builder = current_plan(resolve_target("offline"), tools).builder.image
+    target = mirror_target(tmp_path / "old", offline_builder, fresh_upstream)
+    lock_target(target)
+    before = our_containers(buildah)
+    with pytest.raises(StepError) as caught:
+        run_build(target, tools, verify=True)
+    message = str(caught.value.cause)
+    assert message.startswith(f"{ROCK}: its Cargo.lock is lockfile version 4")
+    assert "cargo 1.65.0" in message and "\n" not in message
+    assert our_containers(buildah) == before
