@@ -16,7 +16,7 @@ from typing import Any
 
 from qjson_tasks.errors import ToolError, ToolMissingError
 from qjson_tasks.host.answers import ContainerInfo, ImageInfo, ListedImage, MountedContainer
-from qjson_tasks.host.runner import Runner, ShRunner
+from qjson_tasks.host.runner import Background, Runner, ShRunner
 
 # buildah 1.28's chroot isolation copies itself into a sealed memfd before it starts the
 # command; with several runs at once the seal sometimes fails with EBUSY. Nothing has run in
@@ -153,6 +153,12 @@ class Buildah:
                     raise
                 _warn(f"buildah run failed before the command started; trying again ({attempt})")
         return self._run(*command, stream=stream)
+
+    def start_run(self, container: str, argv: Sequence[str], *, user: str) -> Background:
+        """`buildah run` of a server left running: stop it with a second run (nginx -s quit);
+        a signal to this process would leave the server's children running."""
+        args = ["buildah", "run", "--isolation", self.isolation, "--user", user]
+        return self.runner.start([*args, container, "--", *argv])
 
     def copy(
         self,
