@@ -45,7 +45,8 @@ def vendor_crates(session: Session, directory: Path, rocks: Sequence[LockedRock]
             inside = f"{SOURCE_DIR}/{rock.name}"
             buildah.copy(ctr, str(rock_source(session, rock, directory, Path(tmp))), inside)
             argv = cargo_vendor_argv(first=index == 0)
-            buildah.run(ctr, argv, env=env, workdir=inside, user=BUILD_USER)
+            # stdout is the config snippet cargo vendor suggests; the build writes its own.
+            buildah.run(ctr, argv, env=env, workdir=inside, user=BUILD_USER, stream=False)
         with buildah.mounted(ctr) as root:
             shutil.rmtree(out, ignore_errors=True)
             shutil.copytree(root / OUT_INSIDE.lstrip("/"), out, symlinks=True)
