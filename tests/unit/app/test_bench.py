@@ -62,7 +62,9 @@ def test_the_markdown_has_every_scenario_and_size() -> None:
 
 def test_the_readme_section_between_the_markers_is_replaced(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{bench_report.README_BEGIN}\nold\n{bench_report.README_END}\noutro\n")
+    readme.write_text(
+        f"intro\n{bench_report.README_BEGIN}\nold\n{bench_report.README_END}\noutro\n"
+    )
     assert bench_report.update_readme(readme, "new table\n")
     assert readme.read_text() == (
         f"intro\n{bench_report.README_BEGIN}\nnew table\n{bench_report.README_END}\noutro\n"

@@ -49,6 +49,7 @@ from tests.unit.configs import (
 
 SHIPPED = sorted(CONFIG_DIR.glob("*.toml"))
 
+
 def config_error(path: Path) -> str:
     with pytest.raises(ConfigError) as info:
         load_target(path)
