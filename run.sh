@@ -13,8 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # git, librust-*: the tests' loopback git server and crate registry (tests/fixtures).
+# skopeo and gnupg serve `invoke publish` (tag lookups, signing); docker-registry and
+# apache2-utils (htpasswd) the tests' own registries on 127.0.0.1. On a machine booted with
+# systemd, Debian's docker-registry package also starts its own service (port 5000).
 APT_PACKAGES=(buildah fuse-overlayfs uidmap slirp4netns debootstrap python3 python3-venv
-              gcc libc6-dev util-linux git librust-memchr-dev librust-once-cell-dev)
+              gcc libc6-dev util-linux git librust-memchr-dev librust-once-cell-dev
+              skopeo gnupg docker-registry apache2-utils)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -23,6 +23,19 @@ from qjson_tasks.host.buildah import start_image_listing
 
 TARGET_HELP = f"target name: a file config/NAME.toml (default: {DEFAULT_TARGET})"
 CONFIG_HELP = "path of a target config file, instead of --target"
+REGISTRY_HELP = {
+    "tls_verify": "verify the registry's TLS certificate (the default); --no-tls-verify only"
+    " for a plain-HTTP registry you trust, such as one on 127.0.0.1",
+    "authfile": "the registry credentials file (`buildah login --authfile` writes one);"
+    " default: buildah's own",
+    "registries_d": "a registries.d directory saying where signatures are written and read"
+    " (default: buildah's)",
+    "policy": "a containers-policy.json the pulled image must satisfy (e.g. signedBy a key)",
+}
+PUSH_HELP = {
+    "digest_file": "write the pushed manifest digest here once the remote check passed",
+    "sign_by": "sign the pushed image with this GPG key (fingerprint; simple signing)",
+}
 INTERRUPTED = (
     "ERROR interrupted; working containers were removed unless --keep-on-failure was given"
 )
@@ -111,6 +124,8 @@ def base_image(c, target=None, config=None, rebuild=False):
         "rebuild": "build every unit again even if its image exists",
         "update_lock": "resolve the rocks again and rewrite config/NAME.lock before building",
         "vendor": "take every locked rock from this directory (made by `invoke vendor`)",
+        "push": "then publish the verified image to REGISTRY/REPOSITORY[:TAG] (as `publish`)",
+        **{name: f"with --push: {text}" for name, text in {**REGISTRY_HELP, **PUSH_HELP}.items()},
     }
 )
 @cli(needs_mount=True)
@@ -127,6 +142,13 @@ def build_runtime(
     rebuild=False,
     update_lock=False,
     vendor=None,
+    push=None,
+    tls_verify=True,
+    authfile=None,
+    registries_d=None,
+    policy=None,
+    digest_file=None,
+    sign_by=None,
 ):
     """Build a target's Rust-free runtime image (builder stage + copied rock tree)."""
     listing = start_image_listing()
@@ -140,11 +162,21 @@ def build_runtime(
 
     overrides = Overrides(base_image, builder_image, tag, rock_source)
     resolved = resolve_target(target, config, overrides)
+    push_flags = (authfile, registries_d, policy, digest_file, sign_by)
+    request = None
+    if push is not None or not tls_verify or any(flag is not None for flag in push_flags):
+        from qjson_tasks.app.publish import push_request
+
+        request = push_request(resolved, push, verify, tls_verify, *push_flags)
     with run_tools(resolved, keep=keep_on_failure, listing=listing) as tools:
         result = run_build(
             resolved, tools, verify=verify, rebuild=rebuild, update_lock=update_lock, vendor=vendor
         )
-    print(format_build_result(result))
+        print(format_build_result(result), flush=True)
+        if request is not None:
+            from qjson_tasks.app.publish import format_publish_result, run_publish
+
+            print(format_publish_result(run_publish(resolved, tools, request)))
 
 
 @task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
@@ -212,20 +244,37 @@ def clean(c, all=False):
     help={
         "target": TARGET_HELP,
         "config": CONFIG_HELP,
-        "image": "verify this local image against the target (default: the target's output)",
+        "image": "verify this local image against the target (default: the target's output),"
+        " or docker://REGISTRY/REPOSITORY[:TAG|@DIGEST], pulled into a temporary storage",
         "json": "also write the report as JSON to this path",
+        **{name: f"for a docker:// image: {text}" for name, text in REGISTRY_HELP.items()},
     }
 )
 @cli(needs_mount=True)
-def verify(c, target=None, config=None, image=None, json=None):
+def verify(
+    c,
+    target=None,
+    config=None,
+    image=None,
+    json=None,
+    tls_verify=True,
+    authfile=None,
+    registries_d=None,
+    policy=None,
+):
     """Prove an image is Rust-free and works: checks with a table, exit 0 only if all pass."""
+    from qjson_tasks.app.publish import registry_access_for, run_remote_verify
     from qjson_tasks.app.targets import resolve_target
     from qjson_tasks.app.tools import run_tools
     from qjson_tasks.app.verify import run_verify, write_json_report
 
     resolved = resolve_target(target, config)
+    access = registry_access_for(image, tls_verify, authfile, registries_d, policy)
     with run_tools(resolved) as tools:
-        report = run_verify(resolved, tools, image)
+        if access is None:
+            report = run_verify(resolved, tools, image)
+        else:
+            report = run_remote_verify(resolved, tools, image, access)
     print(report.table())
     if report.provenance:
         print(report.provenance_lines())
@@ -234,6 +283,41 @@ def verify(c, target=None, config=None, image=None, json=None):
     if not report.passed:
         names = ", ".join(check.name for check in report.failed())
         raise Exit(f"ERROR verification of {report.image} failed: {names}", code=1)
+
+
+@task(
+    help={
+        "target": TARGET_HELP,
+        "config": CONFIG_HELP,
+        "to": "where to push: REGISTRY/REPOSITORY[:TAG] (default tag: the output's)",
+        **REGISTRY_HELP,
+        **PUSH_HELP,
+    }
+)
+@cli(needs_mount=True)
+def publish(
+    c,
+    to=None,
+    target=None,
+    config=None,
+    tls_verify=True,
+    authfile=None,
+    registries_d=None,
+    policy=None,
+    digest_file=None,
+    sign_by=None,
+):
+    """Push a target's verified image, then verify the registry's copy, pulled by digest."""
+    from qjson_tasks.app.publish import format_publish_result, push_request, run_publish
+    from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.app.tools import run_tools
+
+    resolved = resolve_target(target, config)
+    flags = (authfile, registries_d, policy, digest_file, sign_by)
+    request = push_request(resolved, to, True, tls_verify, *flags, flag="--to")
+    with run_tools(resolved) as tools:
+        result = run_publish(resolved, tools, request)
+    print(format_publish_result(result))
 
 
 @task(

@@ -43,3 +43,11 @@ class VerificationError(QjsonTasksError):
 
 class RockError(QjsonTasksError):
     """A rock, rockspec or rock server can't be read or resolved."""
+
+
+class RegistryError(QjsonTasksError):
+    """A registry refused or could not be reached, or what it holds failed a check."""
+
+
+class PublishRefused(QjsonTasksError):
+    """An image that must not be pushed (missing, unverified); says what to run instead."""
