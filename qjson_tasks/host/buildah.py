@@ -16,7 +16,9 @@ from typing import Any
 
 from qjson_tasks.errors import ToolError, ToolMissingError
 from qjson_tasks.host.answers import ContainerInfo, ImageInfo, ListedImage, MountedContainer
+from qjson_tasks.host.registry import RemoteAccess
 from qjson_tasks.host.runner import Background, Runner, ShRunner
+from qjson_tasks.host.storage import Storage
 
 # buildah 1.28's chroot isolation copies itself into a sealed memfd before it starts the
 # command; with several runs at once the seal sometimes fails with EBUSY. Nothing has run in
@@ -51,14 +53,32 @@ class Buildah:
         isolation: str = "chroot",
         keep: bool = False,
         listing: ImageListing | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.runner = runner
         self.isolation = isolation
         self.keep = keep
         self._listing = listing
+        self.storage = storage  # None: buildah's default storage
 
-    def _run(self, *args: str, stream: bool = False, input: str | None = None) -> str:
-        return self.runner.run(["buildah", *args], stream=stream, input=input)
+    def _run(
+        self,
+        *args: str,
+        stream: bool = False,
+        input: str | None = None,
+        options: Sequence[str] = (),
+    ) -> str:
+        """`buildah [options] args`; options are global flags, after this storage's."""
+        storage = self.storage.global_args() if self.storage else []
+        argv = ["buildah", *storage, *options, *args]
+        return self.runner.run(argv, stream=stream, input=input)
+
+    def with_storage(self, storage: Storage) -> Buildah:
+        """The same facade on another storage (see host/storage.py)."""
+        return Buildah(self.runner, isolation=self.isolation, keep=self.keep, storage=storage)
+
+    def storage_driver(self) -> str:
+        return self._run("info", "--format", "{{.store.GraphDriverName}}").strip()
 
     # --- images -------------------------------------------------------------------------
     def inspect_image(self, ref: str) -> ImageInfo | None:
@@ -79,6 +99,34 @@ class Buildah:
 
     def pull(self, ref: str) -> str:
         return self._run("pull", "--quiet", ref, stream=True).strip().splitlines()[-1]
+
+    def push(
+        self,
+        image: str,
+        destination: str,
+        access: RemoteAccess | None = None,
+        *,
+        digestfile: Path | None = None,
+        sign_by: str | None = None,
+    ) -> None:
+        """Push to any transport (docker://..., containers-storage:[...]...); digestfile
+        receives the pushed manifest's digest."""
+        access = access or RemoteAccess()
+        args = ["push", "--quiet", *access.buildah_args()]
+        if digestfile is not None:
+            args += ["--digestfile", str(digestfile)]
+        if sign_by:
+            args += ["--sign-by", sign_by]
+        self._run(*args, image, destination, options=access.buildah_globals())
+
+    def pull_remote(self, ref: str, access: RemoteAccess) -> str:
+        """Pull ref from its registry even if an image of that name is here (so the
+        signature policy is applied); returns the image ID."""
+        args = ["pull", "--quiet", "--policy", "always", *access.buildah_args()]
+        if access.policy:
+            args += ["--signature-policy", access.policy]
+        out = self._run(*args, ref, options=access.buildah_globals())
+        return out.strip().splitlines()[-1]
 
     def tag(self, image: str, *refs: str) -> None:
         self._run("tag", image, *refs)
@@ -157,7 +205,8 @@ class Buildah:
     def start_run(self, container: str, argv: Sequence[str], *, user: str) -> Background:
         """`buildah run` of a server left running: stop it with a second run (nginx -s quit);
         a signal to this process would leave the server's children running."""
-        args = ["buildah", "run", "--isolation", self.isolation, "--user", user]
+        storage = self.storage.global_args() if self.storage else []
+        args = ["buildah", *storage, "run", "--isolation", self.isolation, "--user", user]
         return self.runner.start([*args, container, "--", *argv])
 
     def copy(
@@ -261,6 +310,13 @@ class Buildah:
 
     def umount_quietly(self, container: str) -> bool:
         return self._quietly(self.umount, container)
+
+    def empty_storage_quietly(self) -> None:
+        """Remove every container and image of this facade's own (temporary) storage."""
+        if self.storage is None:
+            raise ToolError("refusing to empty buildah's default storage")
+        self._quietly(self._run, "rm", "--all")
+        self._quietly(self._run, "rmi", "--all", "--force")
 
     def _quietly(self, action: Any, *args: str) -> bool:
         # Cleanup must not replace the error that got us here; report and go on.
