@@ -1,4 +1,5 @@
-"""Sweeping what dead runs left: their working containers and temporary runtime images.
+"""Sweeping what dead runs left: their working containers, temporary runtime images and
+temporary storages (a remote check's, see host/storage.py).
 
 A run is dead when its run file's lock can be taken (host/runs.py). Only names that run gave
 (build/names.py) are removed, containers first (unmounted, then removed) since an image a
@@ -17,20 +18,32 @@ from qjson_tasks.build.names import is_run_container, is_run_image
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host import runs
 from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.host.storage import STORAGE_PREFIX, Storage, remove_storage, storage_place
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Leftovers:
-    """The containers and images that carry one run's id."""
+    """The containers, images and temporary storages that carry one run's id."""
 
     run_id: str
     containers: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
+    storages: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.containers or self.images)
+        return bool(self.containers or self.images or self.storages)
+
+
+def storage_places() -> set[Path]:
+    """Where a run's temporary storages can be: $TMPDIR (a rootless run's own) and /var/tmp."""
+    return {storage_place(), Path("/var/tmp")}
+
+
+def _storages_of(run_id: str) -> tuple[str, ...]:
+    found = (p for place in storage_places() for p in place.glob(f"{STORAGE_PREFIX}{run_id}-*"))
+    return tuple(sorted(str(path) for path in found if path.is_dir() and not path.is_symlink()))
 
 
 def find_leftovers(buildah: Buildah, run_ids: Sequence[str]) -> list[Leftovers]:
@@ -42,6 +55,7 @@ def find_leftovers(buildah: Buildah, run_ids: Sequence[str]) -> list[Leftovers]:
             run_id,
             tuple(name for name in containers if is_run_container(name, run_id)),
             tuple(name for name in images if is_run_image(name, run_id)),
+            _storages_of(run_id),
         )
         for run_id in run_ids
     ]
@@ -57,7 +71,18 @@ def remove_leftovers(buildah: Buildah, found: Leftovers, mounted: set[str]) -> L
             containers.append(name)
     # By name: an image that also got the output tag before the kill keeps it.
     images = tuple(name for name in found.images if buildah.rmi_quietly(name))
-    return Leftovers(found.run_id, tuple(containers), images)
+    storages = []
+    # A run's temporary storage uses the default storage's driver.
+    driver = buildah.storage_driver() if found.storages else ""
+    for place in found.storages:
+        directory = Path(place)
+        remove_storage(
+            buildah.with_storage(Storage(directory / "root", directory / "runroot", driver)),
+            directory,
+        )
+        if not directory.exists():
+            storages.append(place)
+    return Leftovers(found.run_id, tuple(containers), images, tuple(storages))
 
 
 def _count(number: int, noun: str) -> str:
@@ -69,11 +94,14 @@ def summary(removed: Sequence[Leftovers]) -> str:
     runs_named = [each for each in removed if each]
     containers = sum(len(each.containers) for each in runs_named)
     images = sum(len(each.images) for each in runs_named)
+    storages = sum(len(each.storages) for each in runs_named)
     what = [_count(containers, "container")] if containers else []
     what += [_count(images, "image")] if images else []
+    what += [_count(storages, "temporary storage")] if storages else []
     by = "an interrupted run" if len(runs_named) == 1 else f"{len(runs_named)} interrupted runs"
     ids = ", ".join(each.run_id for each in runs_named)
-    return f"removed {' and '.join(what)} left by {by} ({ids})"
+    listed = " and ".join([", ".join(what[:-1]), what[-1]] if len(what) > 1 else what)
+    return f"removed {listed} left by {by} ({ids})"
 
 
 def sweep_dead_runs(buildah: Buildah, log: Log, directory: Path | None = None) -> list[Leftovers]:

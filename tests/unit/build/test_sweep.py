@@ -77,6 +77,31 @@ def test_a_dead_runs_containers_are_unmounted_and_removed_then_its_image(
     assert not path.exists()
 
 
+def test_a_dead_runs_temporary_storage_is_emptied_and_removed(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish killed during its remote check leaves the storage it pulled into."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    dead_run(run_dir)
+    mine = tmp_path / "tmp" / f"qjt-storage-{DEAD}-x1"
+    live = tmp_path / "tmp" / f"qjt-storage-{LIVE}-x2"
+    foreign = tmp_path / "tmp" / "qjt-storage-other"
+    for directory in (mine, live, foreign):
+        (directory / "root").mkdir(parents=True)
+    runner = fake(tmp_path, set(), {})
+
+    with runs.claimed(run_id=LIVE):
+        swept, lines = sweep(runner)
+
+    root, runroot = mine / "root", mine / "runroot"
+    storage_flags = ["--root", str(root), "--runroot", str(runroot), "--storage-driver", ""]
+    assert ["buildah", *storage_flags, "rm", "--all"] in runner.calls
+    assert ["buildah", *storage_flags, "rmi", "--all", "--force"] in runner.calls
+    assert swept == [Leftovers(DEAD, storages=(str(mine),))]
+    assert lines == [f"removed 1 temporary storage left by an interrupted run ({DEAD})"]
+    assert not mine.exists() and live.is_dir() and foreign.is_dir()
+
+
 def test_only_the_dead_runs_own_names_are_touched(run_dir: Path, tmp_path: Path) -> None:
     dead_run(run_dir)
     ours = {f"qjt-offline-setup-{DEAD}", f"qjt-verify-base-{DEAD}"}
@@ -109,6 +134,13 @@ def test_a_run_file_of_another_user_is_never_swept(run_dir: Path, tmp_path: Path
     runner = fake(tmp_path, {f"qjt-verify-{DEAD}"}, {TEMPORARY: "a"})
     assert sweep(runner) == ([], [])
     assert runner.calls == []
+
+
+def test_the_line_names_every_kind_removed() -> None:
+    everything = Leftovers(DEAD, ("a",), ("b", "c"), ("d",))
+    assert summary([everything]) == (
+        f"removed 1 container, 2 images and 1 temporary storage left by an interrupted run ({DEAD})"
+    )
 
 
 @pytest.mark.parametrize(
