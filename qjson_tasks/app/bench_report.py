@@ -79,8 +79,9 @@ def markdown(results: dict[str, Any]) -> str:
     sizes = results["sizes"]
     verify = Samples(timings["verify"]["seconds"])
     met = results["targets_met"]
+    target = str(results.get("target", "offline")).capitalize()  # results.json names it
     lines = [
-        f"Offline target, {results['repeat']} repetitions ({WARM_RUNS} warm runs of each in"
+        f"{target} target, {results['repeat']} repetitions ({WARM_RUNS} warm runs of each in"
         f" every one), median (min to max); {results['machine']}; {results['date']}.",
         "",
         *rows,
