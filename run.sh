@@ -14,8 +14,8 @@ cd "$(dirname "$0")"
 
 # git, librust-*: the tests' loopback git server and crate registry (tests/fixtures).
 # skopeo and gnupg serve `invoke publish` (tag lookups, signing); docker-registry and
-# apache2-utils (htpasswd) the tests' own registries on 127.0.0.1. On a machine booted with
-# systemd, Debian's docker-registry package also starts its own service (port 5000).
+# apache2-utils (htpasswd) the tests' own registries on 127.0.0.1 (the package's own service
+# is stopped, see stop_packaged_registry).
 APT_PACKAGES=(buildah fuse-overlayfs uidmap slirp4netns debootstrap python3 python3-venv
               gcc libc6-dev util-linux git librust-memchr-dev librust-once-cell-dev
               skopeo gnupg docker-registry apache2-utils)
@@ -34,6 +34,17 @@ install_system_packages() {
         echo "==> installing ${missing[*]}" >&2
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    fi
+    stop_packaged_registry
+}
+
+# Debian's docker-registry package starts a registry listening on every address (:5000) where
+# systemd runs; nothing here uses it (the tests start their own on 127.0.0.1), so stop it.
+stop_packaged_registry() {
+    if command -v systemctl >/dev/null 2>&1 \
+        && systemctl is-active --quiet docker-registry 2>/dev/null; then
+        echo "==> stopping the packaged docker-registry service (listens on :5000)" >&2
+        as_root systemctl disable --now docker-registry >&2
     fi
 }
 
