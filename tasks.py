@@ -373,3 +373,25 @@ def bench(c, target=None, repeat=3, out="bench"):
     resolved = resolve_target(target)
     with run_tools(resolved) as tools:
         print(run_benchmark(resolved, tools, int(repeat), Path(out)), end="")
+
+
+@task(
+    help={
+        "target": TARGET_HELP,
+        "config": CONFIG_HELP,
+        "image": "the local image to describe (default: the target's output)",
+        "format": "the document's format: cyclonedx (CycloneDX 1.6 JSON, the default)",
+        "output": "where to write the document",
+    }
+)
+@cli(needs_mount=True)
+def sbom(c, output, target=None, config=None, image=None, format="cyclonedx"):
+    """Write the SBOM of a target's image: base, rocks, crates, every added file's sha256."""
+    from qjson_tasks.app.sbom import describe, write_sbom
+    from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.app.tools import run_tools
+
+    resolved = resolve_target(target, config)
+    with run_tools(resolved) as tools:
+        written = write_sbom(resolved, tools, output, image, format)
+    print(describe(written))

@@ -78,5 +78,6 @@ def format_build_result(result: BuildResult) -> str:
         f"  rock version: {result.rock_version}\n"
         f"  added over the base: {result.files_added} files, {result.bytes_added} bytes\n"
         f"  units: {' '.join(result.units.values())}\n"
-        f"  built this run: {built}"
+        f"  built this run: {built}\n"
+        f"  sbom: {result.sbom or 'none (the image has no SBOM label)'}"
     )

@@ -26,6 +26,7 @@ from qjson_tasks.build.inputs import plan_inputs
 from qjson_tasks.build.labels import TREE_BYTES_LABEL, TREE_FILES_LABEL, VERSION_LABEL
 from qjson_tasks.build.plan import LABEL_PREFIX, ImageFacts, Unit
 from qjson_tasks.build.rocktree import build_rock_tree
+from qjson_tasks.build.sbom import runtime_sbom, write_provenance
 from qjson_tasks.build.session import BuildSession, Session
 from qjson_tasks.config.lockfile import Lock
 from qjson_tasks.errors import VerificationError
@@ -63,6 +64,7 @@ class BuildResult:
     units: dict[str, str] = field(default_factory=dict)
     built: tuple[str, ...] = ()
     verification: VerifyOutcome | None = None
+    sbom: str = ""  # the stored SBOM's path, from the image's label
 
 
 def build_runtime(session: BuildSession) -> str:
@@ -83,11 +85,17 @@ def build_runtime(session: BuildSession) -> str:
             buildah.copy(
                 runtime, plan.tree, plan.prefix, chown="0:0", from_image=plan.rock_tree.image
             )
-        with session.step("label"):
+        with session.step("sbom"):
             labels = {**plan.labels, **plan.provenance_labels(), **tree_labels}
-            buildah.config(runtime, labels=labels)
+            sbom = runtime_sbom(session, labels)
+            session.log(f"    wrote {sbom.path}")
+        with session.step("label"):
+            buildah.config(runtime, labels={**labels, **sbom.label})
         with session.step("commit"):
-            return buildah.commit(runtime, plan.temporary_ref, timestamp=plan.timestamp)
+            image_id = buildah.commit(runtime, plan.temporary_ref, timestamp=plan.timestamp)
+        with session.step("provenance"):
+            session.log(f"    wrote {write_provenance(session, sbom, image_id)}")
+        return image_id
 
 
 def retag(session: BuildSession, image_id: str, extra: tuple[str, ...] = ()) -> None:
@@ -158,6 +166,14 @@ def _build_units(
     return image_id, outcome
 
 
+def sbom_path(labels: dict[str, str]) -> str:
+    from qjson_tasks.sbom.facts import SBOM_LABEL
+    from qjson_tasks.sbom.store import stored_path
+
+    sha256 = labels.get(SBOM_LABEL, "")
+    return str(stored_path(sha256)) if sha256 else ""
+
+
 def _as_int(text: str | None) -> int:
     try:
         return int(text or 0)
@@ -193,4 +209,5 @@ def build(session: Session, options: BuildOptions) -> BuildResult:
         units={unit.kind: unit.name for unit in plan.units},
         built=tuple(built),
         verification=outcome,
+        sbom=sbom_path(labels),
     )

@@ -34,7 +34,7 @@ from qjson_tasks.config.model import Rock, Target, TargetConfig
 LABEL_PREFIX = "org.qjson-tasks"
 # Part of every unit's hash: bump a kind's number when the way such a unit is made changes
 # (its recipe), so images made by an older qjson-tasks are not taken for current ones.
-RECIPES = {"builder": 3, "rock-tree": 4, "runtime": 4}
+RECIPES = {"builder": 3, "rock-tree": 4, "runtime": 5}
 # Builder environment values whose names look like credentials are hashed, never printed.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
 

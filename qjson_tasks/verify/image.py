@@ -28,6 +28,7 @@ from qjson_tasks.verify.checks import (
     walk_image,
 )
 from qjson_tasks.verify.report import VerifyReport, is_provenance
+from qjson_tasks.verify.sbom_check import check_sbom
 from qjson_tasks.verify.smoke import check_smoke, smoke_scripts
 
 
@@ -59,12 +60,16 @@ def verify_image(image: str, target: Target, buildah: Buildah, run_id: str) -> V
             base_name = container_name(run_id, "verify", "base")
             base_ctr = scope.enter_context(buildah.container(base_ref, base_name))
             base_root = scope.enter_context(buildah.mounted(base_ctr))
-            checks.append(check_hygiene(added_entries(entries, base_root)))
+            added = added_entries(entries, base_root)
+            checks.append(check_hygiene(added))
+            checks.append(check_sbom(labels, root, added))
         else:
             under_prefix = [e for e in entries if prefix in e[0].parents]
             hygiene = check_hygiene(under_prefix)
             detail = f"base not local, checked {len(under_prefix)} paths under {prefix}: "
             checks.append(replace(hygiene, detail=detail + hygiene.detail))
+            sbom = check_sbom(labels, root, under_prefix)
+            checks.append(replace(sbom, detail=f"base not local, under {prefix}: {sbom.detail}"))
         checks.append(check_contract(info, base_info, base_ref, config.runtime.user))
         user = info.user or "root"
         for name, script in scripts:

@@ -96,10 +96,10 @@ def test_verify_cli_passes_writes_json_and_leaves_the_image_unchanged(
         cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert [line.split()[1] for line in result.stdout.splitlines()[1:8]] == ["PASS"] * 7
+    assert [line.split()[1] for line in result.stdout.splitlines()[1:9]] == ["PASS"] * 8
     assert "provenance (image labels):" in result.stdout
     data = json.loads(report.read_text())
-    assert data["passed"] is True and len(data["checks"]) == 7
+    assert data["passed"] is True and len(data["checks"]) == 8
     after = buildah.inspect_image(built.image_ref)
     assert before is not None and after is not None
     assert after.image_id == before.image_id

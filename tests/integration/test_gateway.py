@@ -29,7 +29,17 @@ from qjson_tasks.verify.report import VerifyReport
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import OURS, SUFFIX, derive_image
 
-CHECKS = ("no-rust", "artifacts", "rocks", "native-libs", "hygiene", "contract", "smoke", "gateway")
+CHECKS = (
+    "no-rust",
+    "artifacts",
+    "rocks",
+    "native-libs",
+    "hygiene",
+    "sbom",
+    "contract",
+    "smoke",
+    "gateway",
+)
 NGINX = "/usr/sbin/nginx"
 QJSON_SO = "/usr/local/lib/lua/5.1/qjson.so"
 ANSWER = "model=gpt-4o n=42 user=ada"
@@ -70,17 +80,19 @@ FAULTS = [
     Fault(
         "so-off-nginx-cpath",
         so_off_nginx_cpath,
-        frozenset({"gateway", "artifacts", "native-libs"}),
+        frozenset({"gateway", "artifacts", "native-libs", "sbom"}),
         (
             ("gateway", f"{QJSON_SO}, where the rock installed it, is missing", True),
             ("gateway", "answered 500", True),
             ("gateway", "failed to load native library qjson; tried qjson, libqjson,", False),
             ("artifacts", f"{QJSON_SO} (lib/qjson.so): missing", False),
             ("native-libs", f"{QJSON_SO}: not found in the image", False),
+            ("sbom", f"{QJSON_SO} is in the SBOM but the image did not add it", False),
         ),
         why="artifacts and native-libs read the rock_manifest, which puts qjson.so where it is"
         " no longer; smoke passes, because a bare LuaJIT's default cpath still has the"
-        " multiarch directory, and nginx's cpath has not: what only the gateway check sees",
+        " multiarch directory, and nginx's cpath has not: what only the gateway check sees;"
+        " the SBOM lists qjson.so where the build put it",
     ),
     Fault(
         "unreadable-qjson-so",

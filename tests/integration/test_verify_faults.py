@@ -33,7 +33,18 @@ from qjson_tasks.verify.elf import read_elf
 from qjson_tasks.verify.report import VerifyReport
 from qjson_tasks.verify.smoke import default_smoke_script
 
-CHECKS = ("no-rust", "artifacts", "rocks", "native-libs", "hygiene", "contract", "smoke")
+CHECKS = (
+    "no-rust",
+    "artifacts",
+    "rocks",
+    "native-libs",
+    "hygiene",
+    "sbom",
+    "contract",
+    "smoke",
+)
+NOT = "was added over the base but is not in the SBOM"
+GONE = "is in the SBOM but the image did not add it"
 
 LUA_SHARE = "usr/local/share/lua/5.1"
 LUA_LIB = "usr/local/lib/lua/5.1"
@@ -220,6 +231,13 @@ def user_root(root: Path, ctr: str, kit: Kit) -> None:
     kit.buildah.config(ctr, user="root")
 
 
+def change_tree_manifest(root: Path, ctr: str, kit: Kit) -> None:
+    """A file changed after the SBOM was written that no other check reads byte for byte:
+    the tree's luarocks manifest, still valid Lua with the same rocks."""
+    with (root / "usr/local/lib/luarocks/rocks-5.1/manifest").open("a") as stream:
+        stream.write("-- changed after the SBOM was written\n")
+
+
 def leftover_build_rock(root: Path, ctr: str, kit: Kit) -> None:
     """A rock only a build needed, left in the tree (as luarocks leaves build_dependencies):
     its module, rock_manifest and rockspec, and its entries in the tree's manifest."""
@@ -249,16 +267,30 @@ def leftover_build_rock(root: Path, ctr: str, kit: Kit) -> None:
 
 FAULTS = [
     Fault(
+        "changed-after-sbom",
+        change_tree_manifest,
+        frozenset({"sbom"}),
+        (("sbom", "/usr/local/lib/luarocks/rocks-5.1/manifest has sha256 "),),
+    ),
+    Fault(
         "leftover-build-only-rock",
         leftover_build_rock,
-        frozenset({"rocks"}),
-        (("rocks", "qjt-buildtool 1.0-1 is installed but no rock needs it at runtime"),),
+        frozenset({"rocks", "sbom"}),
+        (
+            ("rocks", "qjt-buildtool 1.0-1 is installed but no rock needs it at runtime"),
+            ("sbom", f"/usr/local/lib/luarocks/rocks-5.1/qjt-buildtool/1.0-1/rock_manifest {NOT}"),
+        ),
+        why="the leftover rock's files are files the image's SBOM never listed",
     ),
     Fault(
         "cargo-executable",
         fake_cargo,
-        frozenset({"no-rust"}),
-        (("no-rust", "Rust executable /usr/local/bin/cargo"),),
+        frozenset({"no-rust", "sbom"}),
+        (
+            ("no-rust", "Rust executable /usr/local/bin/cargo"),
+            ("sbom", f"/usr/local/bin/cargo {NOT}"),
+        ),
+        why="a planted executable is a file the SBOM doesn't list",
     ),
     Fault(
         "rustup-home",
@@ -286,54 +318,66 @@ FAULTS = [
     Fault(
         "missing-table-lua",
         remove_table_lua,
-        frozenset({"artifacts", "smoke"}),
+        frozenset({"artifacts", "smoke", "sbom"}),
         (
             ("artifacts", "missing /usr/local/share/lua/5.1/qjson/table.lua"),
             ("smoke", "qjson.lua:141: module 'qjson.table' not found"),
+            ("sbom", f"/{LUA_SHARE}/qjson/table.lua {GONE}"),
         ),
-        why="qjson.lua requires qjson.table at load time, so require('qjson') fails without it",
+        why=(
+            "qjson.lua requires qjson.table at load time, so require('qjson') fails without"
+            " it; and the SBOM lists the removed file"
+        ),
     ),
     Fault(
         "missing-rockspec",
         remove_rockspec,
-        frozenset({"artifacts"}),
+        frozenset({"artifacts", "sbom"}),
         # Tokens only: see test_artifact_findings_read_as_messages for the wording.
         (
             ("artifacts", f"/{ROCK_DIR}/qjson-demo-0.1.0-1.rockspec"),
             ("artifacts", "missing"),
+            ("sbom", f"/{ROCK_DIR}/qjson-demo-0.1.0-1.rockspec {GONE}"),
         ),
+        why="the SBOM lists every file the image added, the removed rockspec too",
     ),
     Fault(
         "tampered-qjson-lua",
         tamper_qjson_lua,
-        frozenset({"artifacts"}),
+        frozenset({"artifacts", "sbom"}),
         (
             ("artifacts", "/usr/local/share/lua/5.1/qjson.lua"),
             ("artifacts", "md5 mismatch"),
             ("artifacts", "7b8e74299a18b1c0c0ed6df6cec7f26c"),  # the md5 in the rock_manifest
+            ("sbom", f"/{LUA_SHARE}/qjson.lua has sha256 "),
         ),
+        why="the SBOM records every added file's sha256, so a changed file differs from it too",
     ),
     Fault(
         "needs-missing-lib",
         probe_missing_lib,
-        frozenset({"native-libs"}),
+        frozenset({"native-libs", "sbom"}),
         (
             (
                 "native-libs",
                 f"/{LUA_LIB}/{PROBE}: needs libnothere.so, which is missing from the image",
             ),
+            ("sbom", f"/{LUA_LIB}/{PROBE} {NOT}"),
         ),
+        why="a planted library is a file the SBOM doesn't list",
     ),
     Fault(
         "needs-newer-glibc",
         probe_newer_glibc,
-        frozenset({"native-libs"}),
+        frozenset({"native-libs", "sbom"}),
         (
             (
                 "native-libs",
                 f"/{LUA_LIB}/{PROBE}: needs GLIBC_2.99 but the image has glibc {IMAGE_GLIBC}",
             ),
+            ("sbom", f"/{LUA_LIB}/{PROBE} {NOT}"),
         ),
+        why="a planted library is a file the SBOM doesn't list",
     ),
     Fault(
         "unreadable-qjson-so",
@@ -373,24 +417,36 @@ FAULTS = [
     Fault(
         "object-file",
         object_file,
-        frozenset({"hygiene"}),
-        (("hygiene", f"build leftover /{LUA_LIB}/qjson.o"),),
+        frozenset({"hygiene", "sbom"}),
+        (
+            ("hygiene", f"build leftover /{LUA_LIB}/qjson.o"),
+            ("sbom", f"/{LUA_LIB}/qjson.o {NOT}"),
+        ),
+        why="a planted file is a file the SBOM doesn't list",
     ),
     Fault(
         "netrc",
         netrc,
-        frozenset({"hygiene"}),
-        (("hygiene", "credential file /usr/local/share/.netrc"),),
+        frozenset({"hygiene", "sbom"}),
+        (
+            ("hygiene", "credential file /usr/local/share/.netrc"),
+            ("sbom", f"/usr/local/share/.netrc {NOT}"),
+        ),
+        why="a planted file is a file the SBOM doesn't list",
     ),
     Fault(
         "cargo-credentials",
         cargo_credentials,
-        frozenset({"no-rust", "hygiene"}),
+        frozenset({"no-rust", "hygiene", "sbom"}),
         (
             ("no-rust", "Rust home directory /root/.cargo"),
             ("hygiene", "credential file /root/.cargo/credentials.toml"),
+            ("sbom", f"/root/.cargo/credentials.toml {NOT}"),
         ),
-        why="cargo's credentials live in ~/.cargo, which is itself a Rust home directory",
+        why=(
+            "cargo's credentials live in ~/.cargo, which is itself a Rust home directory; and"
+            " the planted file is not in the SBOM"
+        ),
     ),
     Fault(
         "user-root",

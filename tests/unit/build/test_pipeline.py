@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,11 +105,41 @@ def test_a_good_build_runs_the_steps_in_order(target: Target, mount_root: Path) 
         "from", "copy", "run", "mount",  # builder container: local rock copied, luarocks make
         "from", "copy", "config", "commit",  # rock-tree unit: a scratch image with the tree
         "rm", "umount", "rm",
-        "from", "copy", "config", "commit", "rm",  # runtime: base + tree from the unit
+        "from", "copy",  # runtime: base + tree from the unit
+        "from", "mount", "umount", "rm",  # its SBOM, from the rock-tree unit's files
+        "config", "commit", "rm",
         "tag", "rmi",  # output and unit tags on; the temporary name off
     ]  # fmt: skip
     assert not any("/unverified:" in name for name in runner.images)
     assert runner.left_behind() == (set(), set())
+
+
+def test_the_runtime_carries_the_sha256_of_its_stored_sbom(
+    target: Target, mount_root: Path, sbom_dir: Path
+) -> None:
+    runner = make_runner(mount_root)
+    result = run_build(target, runner)
+    sha256 = runner.image_labels[runner.images[OUTPUT]]["org.qjson-tasks.sbom.sha256"]
+    stored = sbom_dir / f"{sha256}.cdx.json"
+    assert result.sbom == str(stored)
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha256
+    files = [
+        c["name"] for c in json.loads(stored.read_bytes())["components"] if c["type"] == "file"
+    ]
+    assert files == [
+        "/usr/local/lib/lua/5.1/qjson.so",
+        "/usr/local/lib/luarocks/rocks-5.1/manifest",
+        "/usr/local/lib/luarocks/rocks-5.1/qjson-demo/0.1.0-1/rock_manifest",
+    ]
+    provenance = json.loads((sbom_dir / f"{result.image_id}.intoto.json").read_bytes())
+    assert provenance["subject"][0]["digest"] == {"sha256": result.image_id}
+    assert provenance["predicate"]["runDetails"]["byproducts"][0]["digest"] == {"sha256": sha256}
+    # Made again from the same unit (another run): the same document, so the same labels.
+    for name in [n for n in runner.images if "/runtime:" in n]:
+        del runner.images[name]
+    again = run_build(target, runner, run_id="r2")
+    assert again.sbom == result.sbom
+    assert runner.image_labels[again.image_id] == runner.image_labels[result.image_id]
 
 
 def test_every_unit_is_kept_as_an_image_named_by_its_hash(target: Target, mount_root: Path) -> None:
@@ -257,6 +289,8 @@ STEP_FAULTS: list[tuple[str, Callable[[Argv], bool]]] = [
     ("rock tree", is_call("buildah", "commit", "qjt-offline-tree-r1")),
     ("runtime container", is_call("buildah", "from", "qjt-offline-runtime-r1")),
     ("copy tree", is_call("buildah", "copy", "/usr/local")),
+    ("sbom", is_call("buildah", "from", "qjt-offline-sbom-r1")),
+    ("sbom", is_call("buildah", "mount", "qjt-offline-sbom-r1")),
     ("label", is_call("buildah", "config", "qjt-offline-runtime-r1")),
     ("commit", is_call("buildah", "commit", "qjt-offline-runtime-r1")),
     ("tag", is_call("buildah", "tag")),
