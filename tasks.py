@@ -380,7 +380,7 @@ def bench(c, target=None, repeat=3, out="bench"):
         "target": TARGET_HELP,
         "config": CONFIG_HELP,
         "image": "the local image to describe (default: the target's output)",
-        "format": "the document's format: cyclonedx (CycloneDX 1.6 JSON, the default)",
+        "format": "cyclonedx (CycloneDX 1.6 JSON, the default) or spdx (SPDX 2.3 JSON)",
         "output": "where to write the document",
     }
 )

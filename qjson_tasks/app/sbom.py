@@ -20,7 +20,7 @@ from qjson_tasks.errors import ConfigError
 from qjson_tasks.sbom import collect
 from qjson_tasks.sbom.facts import BASE_ID_LABEL, BASE_LABEL, SBOM_LABEL, SbomFacts, make_facts
 
-FORMATS = ("cyclonedx",)
+FORMATS = ("cyclonedx", "spdx")
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,12 @@ class SbomWritten:
     path: Path
     sha256: str
     labelled: str  # the sha256 the image's label gives ("" when it has none)
+    format: str = "cyclonedx"
 
 
 def check_format(value: str) -> str:
     if value not in FORMATS:
-        raise ConfigError(f"--format: '{value}' is not an SBOM format: use {', '.join(FORMATS)}")
+        raise ConfigError(f"--format: '{value}' is not an SBOM format: use {' or '.join(FORMATS)}")
     return value
 
 
@@ -95,7 +96,10 @@ def write_sbom(
     if image is not None:
         check_image_flag("--image", image)
     reference = image or target.config.output.reference
-    from qjson_tasks.sbom.cyclonedx import render
+    if fmt == "spdx":
+        from qjson_tasks.sbom.spdx import render
+    else:
+        from qjson_tasks.sbom.cyclonedx import render
 
     facts, labels = image_facts(target, tools, reference)
     document = render(facts)
@@ -104,11 +108,13 @@ def write_sbom(
     except OSError as exc:
         raise ConfigError(f"--output: cannot write {output}: {exc.strerror}") from None
     sha256 = hashlib.sha256(document).hexdigest()
-    return SbomWritten(path, sha256, labels.get(SBOM_LABEL, ""))
+    return SbomWritten(path, sha256, labels.get(SBOM_LABEL, ""), fmt)
 
 
 def describe(written: SbomWritten) -> str:
-    if not written.labelled:
+    if written.format != "cyclonedx":
+        same = "SPDX 2.3; the image's label names its CycloneDX document"
+    elif not written.labelled:
         same = "the image has no SBOM label"
     elif written.labelled == written.sha256:
         same = "the same document the image's label names"

@@ -26,11 +26,22 @@ def tool_version() -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _digests(path)[0]
+
+
+def _digests(path: Path) -> tuple[str, str]:
+    """(sha256, sha1) of a file, read once."""
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1(usedforsecurity=False)
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            sha256.update(block)
+            sha1.update(block)
+    return sha256.hexdigest(), sha1.hexdigest()
+
+
+def _added(path: str, host: Path) -> AddedFile:
+    sha256, sha1 = _digests(host)
+    return AddedFile(path, sha256, sha1)
 
 
 def tree_files(root: Path, tree: str, prefix: str) -> list[AddedFile]:
@@ -43,7 +54,7 @@ def tree_files(root: Path, tree: str, prefix: str) -> list[AddedFile]:
             host = Path(dirpath) / name
             if stat.S_ISREG(host.lstat().st_mode):
                 relative = host.relative_to(top).as_posix()
-                found.append(AddedFile(str(PurePosixPath(prefix) / relative), file_sha256(host)))
+                found.append(_added(str(PurePosixPath(prefix) / relative), host))
     return sorted(found)
 
 
@@ -52,7 +63,7 @@ def added_files(
 ) -> list[AddedFile]:
     """The regular files among the paths an image added over its base, with their sha256."""
     return sorted(
-        AddedFile(str(path), file_sha256(root / str(path).lstrip("/")))
+        _added(str(path), root / str(path).lstrip("/"))
         for path, info in entries
         if stat.S_ISREG(info.st_mode)
     )

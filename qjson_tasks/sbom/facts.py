@@ -31,6 +31,7 @@ class Crate:
 class AddedFile:
     path: str  # absolute, inside the image
     sha256: str
+    sha1: str = ""  # SPDX requires it of every file
 
 
 @dataclass(frozen=True)

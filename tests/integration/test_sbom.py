@@ -77,10 +77,31 @@ def test_invoke_sbom_writes_the_same_bytes_from_the_image(
 
 
 @pytest.fixture(scope="module")
-def crates_sbom(tools: Tools) -> bytes:
+def crates_built(tools: Tools) -> tuple[Target, BuildResult]:
     target = retarget(resolve_target("crates"), "crates")
-    result = run_build(target, tools, verify=True)
-    return stored(tools, result.image_ref)[1]
+    return target, run_build(target, tools, verify=True)
+
+
+@pytest.fixture(scope="module")
+def crates_sbom(tools: Tools, crates_built: tuple[Target, BuildResult]) -> bytes:
+    return stored(tools, crates_built[1].image_ref)[1]
+
+
+def test_the_spdx_document_of_the_crates_image(
+    crates_built: tuple[Target, BuildResult], tools: Tools, tmp_path: Path
+) -> None:
+    from qjson_tasks.sbom.spdx import validation_errors as spdx_errors
+
+    target, result = crates_built
+    out = tmp_path / "crates.spdx.json"
+    written = write_sbom(target, tools, str(out), result.image_ref, "spdx")
+    assert written.path == out and spdx_errors(out.read_bytes()) == []
+    doc = json.loads(out.read_bytes())
+    text = (PROJECT_DIR / "rocks" / "qjson-crates" / "Cargo.lock").read_text()
+    expected = {f"pkg:cargo/{c.name}@{c.version}" for c in pinned_crates(text, "x")}
+    purls = [r["referenceLocator"] for p in doc["packages"] for r in p.get("externalRefs", [])]
+    assert sorted(p for p in purls if p.startswith("pkg:cargo/")) == sorted(expected)
+    assert len(doc["files"]) == result.files_added
 
 
 def test_every_crate_of_the_cargo_lock_once_as_the_librarys_dependency(
@@ -103,7 +124,7 @@ def test_every_crate_of_the_cargo_lock_once_as_the_librarys_dependency(
 @pytest.mark.parametrize(
     ("flags", "error"),
     [
-        (["--format", "xml"], "ERROR --format: 'xml' is not an SBOM format: use cyclonedx"),
+        (["--format", "xml"], "ERROR --format: 'xml' is not an SBOM format: use cyclonedx or spdx"),
         (
             ["--output", "/nonexistent/s.json"],
             "ERROR --output: cannot write /nonexistent/s.json: /nonexistent is not a writable"

@@ -11,9 +11,9 @@ from qjson_tasks.errors import ConfigError
 
 
 def test_format() -> None:
-    assert check_format("cyclonedx") == "cyclonedx"
+    assert check_format("cyclonedx") == "cyclonedx" and check_format("spdx") == "spdx"
     with pytest.raises(
-        ConfigError, match=r"^--format: 'xml' is not an SBOM format: use cyclonedx$"
+        ConfigError, match=r"^--format: 'xml' is not an SBOM format: use cyclonedx or spdx$"
     ):
         check_format("xml")
 

@@ -20,6 +20,10 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha1(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
 def test_tree_files_are_the_regular_files_under_the_prefix(tmp_path: Path) -> None:
     tree = tmp_path / "qjson-rock"
     (tree / "lib" / "lua" / "5.1").mkdir(parents=True)
@@ -27,7 +31,7 @@ def test_tree_files_are_the_regular_files_under_the_prefix(tmp_path: Path) -> No
     (tree / "share").mkdir()
     (tree / "share" / "link").symlink_to("../lib")
     assert tree_files(tmp_path, "/qjson-rock", "/usr/local") == [
-        AddedFile("/usr/local/lib/lua/5.1/qjson.so", sha(b"elf"))
+        AddedFile("/usr/local/lib/lua/5.1/qjson.so", sha(b"elf"), sha1(b"elf"))
     ]
 
 
@@ -38,7 +42,7 @@ def test_added_files_skip_directories(tmp_path: Path) -> None:
         (PurePosixPath("/usr"), os.lstat(tmp_path / "usr")),
         (PurePosixPath("/usr/a.lua"), os.lstat(tmp_path / "usr" / "a.lua")),
     ]
-    assert added_files(tmp_path, entries) == [AddedFile("/usr/a.lua", sha(b"x"))]
+    assert added_files(tmp_path, entries) == [AddedFile("/usr/a.lua", sha(b"x"), sha1(b"x"))]
 
 
 def test_crates_of_the_crate_dependent_rock_from_its_cargo_lock() -> None:

@@ -46,9 +46,9 @@ def facts(**changes: Any) -> SbomFacts:
         crates={"qjson-crates": (ONCE, MEMCHR)},
         owned={"qjson-crates": [SO], "cdemo": [C_SO]},
         files=[
-            AddedFile(SO, "1" * 64),
-            AddedFile(C_SO, "2" * 64),
-            AddedFile("/usr/local/lib/luarocks/rocks-5.1/manifest", "3" * 64),
+            AddedFile(SO, "1" * 64, "1" * 40),
+            AddedFile(C_SO, "2" * 64, "2" * 40),
+            AddedFile("/usr/local/lib/luarocks/rocks-5.1/manifest", "3" * 64, "3" * 40),
         ],
         tool_version="0.1.0",
     )
