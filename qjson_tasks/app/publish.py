@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from qjson_tasks.app.attach import push_attachments
 from qjson_tasks.app.tools import CONFIG_DIR, Tools, log
 from qjson_tasks.app.units import current_plan
 from qjson_tasks.build.names import UNIT_REPOSITORY
@@ -41,6 +42,7 @@ class PublishResult:
     report: VerifyReport
     signed_by: str | None
     digest_file: Path | None
+    attachments: tuple[str, ...] = ()  # the SBOM's and the statement's tags
 
 
 def remote_access(
@@ -189,9 +191,10 @@ def run_publish(target: Target, tools: Tools, request: PublishRequest) -> Publis
     pushed = request.to.by_digest(push_verified(target, tools, request, image_id))
     log(f"    pushed {pushed.tagged}@{pushed.digest}")
     report = remote_check(target, tools, pushed, request.access, image_id)
+    attached = push_attachments(tools, pushed, request.access, image_id)
     if request.digest_file:
         _write_atomically(request.digest_file, pushed.digest + "\n")
-    return PublishResult(pushed, image_id, report, request.sign_by, request.digest_file)
+    return PublishResult(pushed, image_id, report, request.sign_by, request.digest_file, attached)
 
 
 def remote_check(
@@ -233,6 +236,7 @@ def format_publish_result(result: PublishResult) -> str:
         f"  pull: {pushed.name}@{pushed.digest}",
         f"  signed by: {result.signed_by or 'not signed'}",
     ]
+    lines += [f"  attached: {tag}" for tag in result.attachments]
     if result.digest_file:
         lines.append(f"  digest written to {result.digest_file}")
     return "\n".join(lines)

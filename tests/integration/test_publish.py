@@ -10,12 +10,15 @@ GNUPGHOME. Every run of `invoke` must leave no temporary storage behind.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +27,15 @@ from typing import Any
 import pytest
 import tomli_w
 
+from qjson_tasks.app.build import run_build
 from qjson_tasks.app.targets import resolve_target
+from qjson_tasks.app.tools import Tools
+from qjson_tasks.app.units import current_plan
 from qjson_tasks.build.pipeline import BuildResult
+from qjson_tasks.config.model import Target
 from qjson_tasks.host.storage import STORAGE_PREFIX, storage_place
+from qjson_tasks.sbom.facts import SBOM_LABEL
+from qjson_tasks.sbom.store import provenance_path, stored_path
 from tests.conftest import PROJECT_DIR
 from tests.fixtures.registry import Registry, free_port, missing_tools
 from tests.integration.conftest import SUFFIX, TEST_REPOSITORY
@@ -366,3 +375,30 @@ def test_a_corrupted_blob_in_the_registry_fails_the_remote_check(
         error = one_error(publish(config, to, "--digest-file", str(digest_file)))
         assert "the registry serves a damaged copy" in error and layer in error, error
         assert not digest_file.exists()
+
+
+def test_publish_attaches_the_sbom_and_the_provenance_statement(
+    registry: Registry, config: Path, built: BuildResult, offline_target: Target, tools: Tools
+) -> None:
+    # The runtime made again (same image ID), so its provenance statement is surely here.
+    tools.buildah.rmi(current_plan(offline_target, tools).runtime.image)
+    run_build(offline_target, tools, verify=True)
+    to = f"{registry.host}/qjt/attached:v1"
+    result = publish(config, to)
+    assert result.returncode == 0, result.stderr
+    digest = skopeo_digest(f"docker://{to}")
+    labels = tools.buildah.inspect_image(built.image_id).labels  # type: ignore[union-attr]
+    expected = {
+        "sbom": ("sbom.cdx.json", stored_path(labels[SBOM_LABEL]).read_bytes()),
+        "att": ("provenance.intoto.json", provenance_path(built.image_id).read_bytes()),
+    }
+    for suffix, (name, content) in expected.items():
+        tag = f"{registry.host}/qjt/attached:{digest.replace(':', '-')}.{suffix}"
+        assert f"  attached: {tag}" in result.stdout
+        [layer] = skopeo_manifest(f"docker://{tag}")["layers"]
+        url = f"http://{registry.host}/v2/qjt/attached/blobs/{layer['digest']}"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            blob = answer.read()
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as archive:
+            member = archive.extractfile(name)
+            assert member is not None and member.read() == content

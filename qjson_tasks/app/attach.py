@@ -1,0 +1,77 @@
+"""`publish` pushes the image's SBOM and provenance statement next to it: each as a one-file
+image tagged by the image's manifest digest, `REPO:sha256-<hex>.sbom` and `.att`, the names
+cosign uses (registry 2.8 has no referrers API). The image's label names the SBOM; the
+statement is found by the image's ID. A document that is not here is skipped, saying so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qjson_tasks.app.tools import Tools, log
+from qjson_tasks.build.names import container_name, temporary_image
+from qjson_tasks.config.remote import RemoteRef
+from qjson_tasks.errors import ToolError
+from qjson_tasks.host.registry import RemoteAccess, registry_failure
+from qjson_tasks.sbom.facts import SBOM_LABEL
+from qjson_tasks.sbom.store import provenance_path, stored_path
+
+# (tag suffix, file name inside the attachment)
+SBOM = ("sbom", "sbom.cdx.json")
+ATTESTATION = ("att", "provenance.intoto.json")
+
+
+def attachment_tag(pushed: RemoteRef, suffix: str) -> str:
+    """REPO:sha256-<hex>.<suffix> for the manifest digest pushed.digest."""
+    return f"{pushed.name}:{pushed.digest.replace(':', '-')}.{suffix}"
+
+
+def documents(tools: Tools, image_id: str) -> list[tuple[tuple[str, str], Path]]:
+    info = tools.buildah.inspect_image(image_id)
+    sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
+    found = []
+    for kind, path in ((SBOM, stored_path(sha256) if sha256 else None),
+                       (ATTESTATION, provenance_path(image_id))):  # fmt: skip
+        if path is not None and path.is_file():
+            found.append((kind, path))
+        else:
+            log(f"    no {kind[0]} document of {image_id[:12]} here ({path}); not attached")
+    return found
+
+
+def _push_one(
+    tools: Tools, path: Path, inside: str, destination: str, access: RemoteAccess, run_id: str
+) -> None:
+    buildah = tools.buildah
+    # Named as the run's own, so the sweep removes them if the run dies here.
+    local = temporary_image("attachment", run_id)
+    with buildah.container("scratch", container_name(run_id, "attach"), scratch=True) as holder:
+        buildah.copy(holder, str(path), f"/{inside}", chown="0:0")
+        buildah.commit(holder, local, timestamp=0)
+    try:
+        buildah.push(local, f"docker://{destination}", access)
+    finally:
+        buildah.rmi_quietly(local)
+
+
+def push_attachments(
+    tools: Tools, pushed: RemoteRef, access: RemoteAccess, image_id: str
+) -> tuple[str, ...]:
+    """Push the SBOM and the statement beside pushed (which has its digest); their tags."""
+    log("==> attach SBOM and provenance")
+    run_id = tools.session_run_id()
+    tags = []
+    for (suffix, inside), path in documents(tools, image_id):
+        tag = attachment_tag(pushed, suffix)
+        try:
+            _push_one(tools, path, inside, tag, access, run_id)
+        except ToolError as exc:
+            raise registry_failure(
+                exc,
+                pushed.registry,
+                f"pushing {path.name} to {tag}",
+                access,
+                "the image is pushed, its attachments are not",
+            ) from None
+        log(f"    pushed {tag}")
+        tags.append(tag)
+    return tuple(tags)
