@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from qjson_tasks.verify.sbom_check import sbom_files
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import retarget
 
-INVOKE = str(PROJECT_DIR / ".venv" / "bin" / "invoke")
+# The interpreter running the tests (the rootless suite has its own venv).
+INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_DIR)]
 
 
 def stored(tools: Tools, image: str) -> tuple[dict[str, str], bytes]:
@@ -141,7 +143,7 @@ def test_bad_flags_are_one_error_line(
 ) -> None:
     given = {"--output": str(tmp_path / "s.json"), "--image": built.image_ref}
     given.update(zip(flags[::2], flags[1::2], strict=True))
-    argv = [INVOKE, "sbom", *(word for pair in given.items() for word in pair)]
+    argv = [*INVOKE, "sbom", *(word for pair in given.items() for word in pair)]
     done = subprocess.run(argv, cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [error]
