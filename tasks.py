@@ -36,6 +36,11 @@ PUSH_HELP = {
     "digest_file": "write the pushed manifest digest here once the remote check passed",
     "sign_by": "sign the pushed image with this GPG key (fingerprint; simple signing)",
 }
+# Flags that replace config values for one run (see config.load.Overrides).
+ONE_RUN_OVERRIDES = {
+    "builder_image": "builder image for this run (overrides builder.image)",
+    "rock_source": "rock source for this run: a server URL or a local directory",
+}
 INTERRUPTED = (
     "ERROR interrupted; working containers were removed unless --keep-on-failure was given"
 )
@@ -116,9 +121,8 @@ def base_image(c, target=None, config=None, rebuild=False):
         "target": TARGET_HELP,
         "config": CONFIG_HELP,
         "base_image": "runtime base image for this run (overrides runtime.base_image)",
-        "builder_image": "builder image for this run (overrides builder.image)",
         "tag": "tag of the output image for this run (overrides output.tag)",
-        "rock_source": "rock source for this run: a server URL or a local directory",
+        **ONE_RUN_OVERRIDES,
         "verify": "verify the image before tagging it (default on; --no-verify skips)",
         "keep_on_failure": "keep the working containers when a step fails, for debugging",
         "rebuild": "build every unit again even if its image exists",
@@ -179,14 +183,16 @@ def build_runtime(
             print(format_publish_result(run_publish(resolved, tools, request)))
 
 
-@task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
+@task(help={"target": TARGET_HELP, "config": CONFIG_HELP, **ONE_RUN_OVERRIDES})
 @cli()
-def lock(c, target=None, config=None):
+def lock(c, target=None, config=None, builder_image=None, rock_source=None):
     """Resolve every rock and its dependencies; write config/NAME.lock with sha256 hashes."""
     from qjson_tasks.app.lock import lock_target
     from qjson_tasks.app.targets import resolve_target
+    from qjson_tasks.config.load import Overrides
 
-    resolved = resolve_target(target, config)
+    overrides = Overrides(None, builder_image, None, rock_source)
+    resolved = resolve_target(target, config, overrides)
     written = lock_target(resolved)
     for rock in written.rocks:
         print(f"{rock.name} {rock.version} {rock.role} {rock.kind} {rock.source}")
@@ -196,18 +202,21 @@ def lock(c, target=None, config=None):
     help={
         "target": TARGET_HELP,
         "config": CONFIG_HELP,
-        "directory": "where the rock files and the luarocks manifest go",
+        "directory": "where the rock files, the luarocks manifest and crates/ go",
+        **ONE_RUN_OVERRIDES,
     },
     positional=["directory"],
 )
 @cli(needs_mount=True)
-def vendor(c, directory, target=None, config=None):
-    """Download every locked rock into DIRECTORY with a luarocks manifest, for offline builds."""
+def vendor(c, directory, target=None, config=None, builder_image=None, rock_source=None):
+    """Download every locked rock (and Rust rocks' crates) into DIRECTORY, for offline builds."""
     from qjson_tasks.app.lock import vendor_target
     from qjson_tasks.app.targets import resolve_target
     from qjson_tasks.app.tools import run_tools
+    from qjson_tasks.config.load import Overrides
 
-    resolved = resolve_target(target, config)
+    overrides = Overrides(None, builder_image, None, rock_source)
+    resolved = resolve_target(target, config, overrides)
     with run_tools(resolved) as tools:
         names = vendor_target(resolved, tools, Path(directory))
     for name in names:
