@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from qjson_tasks.app.tools import Tools, log
+from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.build.names import container_name, temporary_image
 from qjson_tasks.config.remote import RemoteRef
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host.registry import RemoteAccess, registry_failure
-from qjson_tasks.sbom.facts import SBOM_LABEL
 from qjson_tasks.sbom.store import provenance_path, stored_path
 
 # (tag suffix, file name inside the attachment)

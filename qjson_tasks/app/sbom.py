@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qjson_tasks.app.tools import Tools
+from qjson_tasks.build.labels import BASE_ID_LABEL, BASE_LABEL, SBOM_LABEL
 from qjson_tasks.build.names import container_name
 from qjson_tasks.config.load import check_image_flag
 from qjson_tasks.config.lockfile import read_lock
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ConfigError
 from qjson_tasks.sbom import collect
-from qjson_tasks.sbom.facts import BASE_ID_LABEL, BASE_LABEL, SBOM_LABEL, SbomFacts, make_facts
+from qjson_tasks.sbom.facts import SbomFacts, make_facts
 
 FORMATS = ("cyclonedx", "spdx")
 

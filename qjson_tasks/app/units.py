@@ -13,7 +13,8 @@ from qjson_tasks.app.tools import CONFIG_DIR, Tools, log
 from qjson_tasks.app.verify import verify_digest
 from qjson_tasks.build.images import image_facts, image_index
 from qjson_tasks.build.inputs import plan_inputs
-from qjson_tasks.build.plan import UNIT_REPOSITORY, BuildPlan, make_plan
+from qjson_tasks.build.names import UNIT_REPOSITORY
+from qjson_tasks.build.plan import BuildPlan, make_plan
 from qjson_tasks.build.steps import CACHE_PREFIX
 from qjson_tasks.config import lockfile
 from qjson_tasks.config.load import list_targets, load_target

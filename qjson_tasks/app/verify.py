@@ -5,20 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.config.load import check_image_flag
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ConfigError
-from qjson_tasks.verify.image import verify_image
 from qjson_tasks.verify.nginx_conf import gateway_snippet
-from qjson_tasks.verify.report import VerifyReport
 from qjson_tasks.verify.smoke import smoke_scripts
+
+if TYPE_CHECKING:
+    from qjson_tasks.verify.report import VerifyReport
 
 
 def run_verify(target: Target, tools: Tools, image: str | None = None) -> VerifyReport:
     if image is not None:
         check_image_flag("--image", image)
+    from qjson_tasks.verify.image import verify_image  # the checks: not on no-change builds
+
     reference = image or target.config.output.reference
     return verify_image(reference, target, tools.buildah, tools.session_run_id())
 

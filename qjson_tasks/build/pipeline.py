@@ -23,10 +23,14 @@ from qjson_tasks.build.images import (
     labels_by_id,
 )
 from qjson_tasks.build.inputs import plan_inputs
-from qjson_tasks.build.labels import TREE_BYTES_LABEL, TREE_FILES_LABEL, VERSION_LABEL
+from qjson_tasks.build.labels import (
+    SBOM_LABEL,
+    TREE_BYTES_LABEL,
+    TREE_FILES_LABEL,
+    VERSION_LABEL,
+)
 from qjson_tasks.build.plan import LABEL_PREFIX, ImageFacts, Unit
 from qjson_tasks.build.rocktree import build_rock_tree
-from qjson_tasks.build.sbom import runtime_sbom, write_provenance
 from qjson_tasks.build.session import BuildSession, Session
 from qjson_tasks.config.lockfile import Lock
 from qjson_tasks.errors import VerificationError
@@ -70,6 +74,8 @@ class BuildResult:
 def build_runtime(session: BuildSession) -> str:
     """The runtime base plus the rock tree under the prefix, committed under the run's
     temporary name only."""
+    from qjson_tasks.build.sbom import runtime_sbom, write_provenance  # not on warm runs
+
     plan, buildah = session.plan, session.buildah
     tree_labels = {
         key: value
@@ -167,7 +173,6 @@ def _build_units(
 
 
 def sbom_path(labels: dict[str, str]) -> str:
-    from qjson_tasks.sbom.facts import SBOM_LABEL
     from qjson_tasks.sbom.store import stored_path
 
     sha256 = labels.get(SBOM_LABEL, "")

@@ -294,19 +294,32 @@ def _runtime_unit(
     )
 
 
-def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
-    config = target.config
-    setup = builder_setup_commands(config)
-    apt = config.builder.package_manager == "apt"
-    setup_env = {"DEBIAN_FRONTEND": "noninteractive"} if apt else {}
-    builder = Unit(
+def _builder_unit(config: TargetConfig, inputs: PlanInputs, setup_env: Mapping[str, str]) -> Unit:
+    return Unit(
         "builder",
         {
             "image": _image_inputs(inputs.builder, config.builder.image),
-            "setup": [shlex.join(argv) for argv in setup],
-            "setup_env": setup_env,
+            "setup": [shlex.join(argv) for argv in builder_setup_commands(config)],
+            "setup_env": dict(setup_env),
         },
     )
+
+
+def _cacheable(config: TargetConfig, facts: tuple[RockFacts, ...], lock: Lock | None) -> bool:
+    """A range from a server resolves to whatever is newest when it runs: not an input the
+    hash can see, so such a rock tree (and its runtime) is built every time. A lock pins
+    every version and its bytes."""
+    return lock is not None or all(
+        fact.local is not None or rock.where.kind == "file" or rock.requirement.exact
+        for rock, fact in zip(config.rocks, facts, strict=True)
+    )
+
+
+def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
+    config = target.config
+    apt = config.builder.package_manager == "apt"
+    setup_env = {"DEBIAN_FRONTEND": "noninteractive"} if apt else {}
+    builder = _builder_unit(config, inputs, setup_env)
     facts = inputs.rocks or tuple(RockFacts() for _ in config.rocks)
     lock = inputs.lock
     steps = tuple(
@@ -332,7 +345,7 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
         builder=builder,
         rock_tree=rock_tree,
         runtime=runtime,
-        builder_setup=setup,
+        builder_setup=builder_setup_commands(config),
         setup_env=setup_env,
         rocks=steps,
         rock_env=dict(config.builder.env),
@@ -353,13 +366,6 @@ def make_plan(target: Target, inputs: PlanInputs, *, run_id: str) -> BuildPlan:
         output_ref=config.output.reference,
         timestamp=timestamp,
         resolved=inputs.base is not None and inputs.builder is not None,
-        # A range from a server resolves to whatever is newest when it runs: not an input
-        # the hash can see, so such a rock tree (and its runtime) is built every time. A lock
-        # pins every version and its bytes.
-        cacheable=lock is not None
-        or all(
-            fact.local is not None or rock.where.kind == "file" or rock.requirement.exact
-            for rock, fact in zip(config.rocks, facts, strict=True)
-        ),
+        cacheable=_cacheable(config, facts, lock),
         labels=labels,
     )

@@ -14,8 +14,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.build.session import BuildSession
-from qjson_tasks.sbom.facts import SBOM_LABEL, SbomFacts
+from qjson_tasks.sbom.facts import SbomFacts
 
 
 @dataclass(frozen=True)

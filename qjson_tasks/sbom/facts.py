@@ -9,15 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from qjson_tasks.build.labels import ROCK_LABEL_PREFIX
-from qjson_tasks.build.plan import LABEL_PREFIX
-
-SBOM_LABEL = f"{LABEL_PREFIX}.sbom.sha256"
-TARGET_LABEL = f"{LABEL_PREFIX}.target"
-BASE_LABEL = f"{LABEL_PREFIX}.base-image"
-BASE_ID_LABEL = f"{LABEL_PREFIX}.base-image.id"
-BUILDER_LABEL = f"{LABEL_PREFIX}.builder-image"
-BUILDER_ID_LABEL = f"{LABEL_PREFIX}.builder-image.id"
+from qjson_tasks.build.labels import (
+    BASE_ID_LABEL,
+    BASE_LABEL,
+    BUILDER_ID_LABEL,
+    BUILDER_LABEL,
+    ROCK_LABEL_PREFIX,
+    TARGET_LABEL,
+)
 
 
 @dataclass(frozen=True, order=True)

@@ -9,7 +9,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from qjson_tasks.sbom.facts import SBOM_LABEL, AddedFile
+from qjson_tasks.build.labels import SBOM_LABEL
+from qjson_tasks.sbom.facts import AddedFile
 from qjson_tasks.verify.report import CheckResult
 
 Entries = Sequence[tuple[PurePosixPath, os.stat_result]]

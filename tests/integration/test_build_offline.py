@@ -9,8 +9,8 @@ from pathlib import Path
 
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.verify import run_verify
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.pipeline import BuildResult
-from qjson_tasks.build.plan import UNIT_REPOSITORY
 from qjson_tasks.config.model import Target
 from qjson_tasks.host.buildah import Buildah
 from tests.conftest import PROJECT_DIR

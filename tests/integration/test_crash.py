@@ -23,8 +23,8 @@ import tomli_w
 
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.units import current_plan
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.pipeline import BuildResult
-from qjson_tasks.build.plan import UNIT_REPOSITORY
 from qjson_tasks.build.sweep import find_leftovers, remove_leftovers
 from qjson_tasks.config.load import load_target
 from qjson_tasks.config.model import Target

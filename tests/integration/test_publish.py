@@ -31,10 +31,10 @@ from qjson_tasks.app.build import run_build
 from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.units import current_plan
+from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.build.pipeline import BuildResult
 from qjson_tasks.config.model import Target
 from qjson_tasks.host.storage import STORAGE_PREFIX, storage_place
-from qjson_tasks.sbom.facts import SBOM_LABEL
 from qjson_tasks.sbom.store import provenance_path, stored_path
 from tests.conftest import PROJECT_DIR
 from tests.fixtures.registry import Registry, free_port, missing_tools

@@ -16,7 +16,7 @@ from qjson_tasks.app.lock import lock_for_build, lock_target, vendor_target
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.verify import run_verify
 from qjson_tasks.build.images import image_labels
-from qjson_tasks.build.plan import UNIT_REPOSITORY
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.config import lockfile
 from qjson_tasks.config.load import load_target
 from qjson_tasks.config.model import Target

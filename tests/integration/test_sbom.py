@@ -22,11 +22,11 @@ from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.units import current_plan
 from qjson_tasks.app.verify import run_verify
+from qjson_tasks.build.labels import BASE_ID_LABEL, BUILDER_ID_LABEL, SBOM_LABEL
 from qjson_tasks.build.pipeline import BuildResult
 from qjson_tasks.config.model import Target
 from qjson_tasks.rocks.cargo import pinned_crates
 from qjson_tasks.sbom.cyclonedx import validation_errors
-from qjson_tasks.sbom.facts import BASE_ID_LABEL, BUILDER_ID_LABEL, SBOM_LABEL
 from qjson_tasks.sbom.store import provenance_path, stored_path
 from qjson_tasks.verify.sbom_check import sbom_files
 from tests.conftest import PROJECT_DIR

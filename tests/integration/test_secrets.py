@@ -23,8 +23,8 @@ import pytest
 
 from qjson_tasks.app.build import run_build
 from qjson_tasks.app.tools import Tools
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.pipeline import BuildResult
-from qjson_tasks.build.plan import UNIT_REPOSITORY
 from qjson_tasks.config.model import Target
 from qjson_tasks.host.buildah import Buildah
 from tests.integration.conftest import RealRunner, retarget

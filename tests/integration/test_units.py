@@ -12,8 +12,8 @@ from qjson_tasks.app.build import run_build
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.units import clean_units
 from qjson_tasks.build.images import image_index
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.pipeline import BuildResult
-from qjson_tasks.build.plan import UNIT_REPOSITORY
 from qjson_tasks.config.model import Target
 from qjson_tasks.host.buildah import Buildah
 from tests.conftest import PROJECT_DIR

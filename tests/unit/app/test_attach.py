@@ -7,10 +7,10 @@ from pathlib import Path
 
 from qjson_tasks.app.attach import attachment_tag, push_attachments
 from qjson_tasks.app.tools import Tools
+from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.config.remote import parse_remote
 from qjson_tasks.host.buildah import Buildah
 from qjson_tasks.host.registry import RemoteAccess
-from qjson_tasks.sbom.facts import SBOM_LABEL
 from qjson_tasks.sbom.store import provenance_path, store
 from tests.unit.fakes import FakeRunner, is_call
 

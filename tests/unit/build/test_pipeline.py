@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from qjson_tasks.build import pipeline
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.pipeline import BuildOptions
-from qjson_tasks.build.plan import UNIT_REPOSITORY
 from qjson_tasks.build.session import Session
 from qjson_tasks.config.load import find_target
 from qjson_tasks.config.model import Target

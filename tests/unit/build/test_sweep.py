@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from qjson_tasks.build import names, pipeline
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.pipeline import BuildOptions
-from qjson_tasks.build.plan import UNIT_REPOSITORY
 from qjson_tasks.build.session import Session
 from qjson_tasks.build.sweep import Leftovers, summary, sweep_dead_runs
 from qjson_tasks.config.model import Target

@@ -8,17 +8,9 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from qjson_tasks.build.labels import BASE_ID_LABEL, BASE_LABEL, BUILDER_ID_LABEL, BUILDER_LABEL
 from qjson_tasks.sbom.cyclonedx import render, validation_errors
-from qjson_tasks.sbom.facts import (
-    BASE_ID_LABEL,
-    BASE_LABEL,
-    BUILDER_ID_LABEL,
-    BUILDER_LABEL,
-    AddedFile,
-    Crate,
-    SbomFacts,
-    make_facts,
-)
+from qjson_tasks.sbom.facts import AddedFile, Crate, SbomFacts, make_facts
 
 SO = "/usr/local/lib/lua/5.1/qjson.so"
 C_SO = "/usr/local/lib/lua/5.1/cdemo.so"

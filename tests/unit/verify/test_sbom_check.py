@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path, PurePosixPath
 
-from qjson_tasks.sbom.facts import SBOM_LABEL
+from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.verify.sbom_check import check_sbom
 
 LUA = "/usr/local/share/lua/5.1/qjson.lua"
