@@ -9,7 +9,6 @@ verification (with --no-verify the image gets the output tag alone).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from qjson_tasks.config.model import Target
 from qjson_tasks.config.remote import TRANSPORT, RemoteRef, parse_remote
 from qjson_tasks.errors import ConfigError, PublishRefused, RegistryError, ToolError
 from qjson_tasks.host.registry import RemoteAccess, registry_failure
+from qjson_tasks.host.storage import scratch_dir
 from qjson_tasks.verify.remote import verify_remote
 from qjson_tasks.verify.report import VerifyReport
 
@@ -166,8 +166,10 @@ def push_verified(target: Target, tools: Tools, request: PublishRequest, image_i
     """Push; returns the manifest digest buildah reports."""
     to = request.to
     log(f"==> push {to.tagged}" + (f" (signed by {request.sign_by})" if request.sign_by else ""))
-    with tempfile.TemporaryDirectory(prefix="qjt-push-") as scratch:
-        digest_path = Path(scratch) / "digest"
+    # buildah's blob copies go to the run's scratch directory: an interrupted push leaves
+    # nothing in /var/tmp.
+    with scratch_dir(tools.session_run_id()) as scratch:
+        digest_path = scratch / "digest"
         try:
             tools.buildah.push(
                 image_id,
@@ -175,6 +177,7 @@ def push_verified(target: Target, tools: Tools, request: PublishRequest, image_i
                 request.access,
                 digestfile=digest_path,
                 sign_by=request.sign_by,
+                tmpdir=scratch,
             )
         except ToolError as exc:
             doing = f"pushing {target.config.output.reference} to {to.tagged}"

@@ -7,6 +7,7 @@ out, on errors and on Ctrl-C too, without hiding the original error.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,11 +68,15 @@ class Buildah:
         stream: bool = False,
         input: str | None = None,
         options: Sequence[str] = (),
+        tmpdir: Path | None = None,
     ) -> str:
-        """`buildah [options] args`; options are global flags, after this storage's."""
+        """`buildah [options] args`; options are global flags, after this storage's. With
+        tmpdir (or this storage's), buildah keeps its temporary blob copies there."""
         storage = self.storage.global_args() if self.storage else []
         argv = ["buildah", *storage, *options, *args]
-        return self.runner.run(argv, stream=stream, input=input)
+        tmpdir = tmpdir or (self.storage.tmpdir if self.storage else None)
+        env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir else None
+        return self.runner.run(argv, stream=stream, input=input, env=env)
 
     def with_storage(self, storage: Storage) -> Buildah:
         """The same facade on another storage (see host/storage.py)."""
@@ -108,16 +113,17 @@ class Buildah:
         *,
         digestfile: Path | None = None,
         sign_by: str | None = None,
+        tmpdir: Path | None = None,
     ) -> None:
         """Push to any transport (docker://..., containers-storage:[...]...); digestfile
-        receives the pushed manifest's digest."""
+        receives the pushed manifest's digest; tmpdir holds buildah's temporary copies."""
         access = access or RemoteAccess()
         args = ["push", "--quiet", *access.buildah_args()]
         if digestfile is not None:
             args += ["--digestfile", str(digestfile)]
         if sign_by:
             args += ["--sign-by", sign_by]
-        self._run(*args, image, destination, options=access.buildah_globals())
+        self._run(*args, image, destination, options=access.buildah_globals(), tmpdir=tmpdir)
 
     def pull_remote(self, ref: str, access: RemoteAccess) -> str:
         """Pull ref from its registry even if an image of that name is here (so the

@@ -31,6 +31,9 @@ class Storage:
     root: Path
     runroot: Path
     driver: str
+    # buildah's TMPDIR for commands on this storage: where an interrupted pull leaves its
+    # temporary blob copies, removed with the storage (else they land in /var/tmp for good).
+    tmpdir: Path | None = None
 
     def global_args(self) -> list[str]:
         return [
@@ -55,11 +58,25 @@ def temporary_storage(buildah: Buildah, run_id: str) -> Iterator[Buildah]:
     containers, images, mounts and directory are removed, also on errors and Ctrl-C."""
     driver = buildah.storage_driver()
     directory = Path(tempfile.mkdtemp(prefix=f"{STORAGE_PREFIX}{run_id}-", dir=storage_place()))
-    other = buildah.with_storage(Storage(directory / "root", directory / "runroot", driver))
+    (directory / "tmp").mkdir()
+    storage = Storage(directory / "root", directory / "runroot", driver, directory / "tmp")
+    other = buildah.with_storage(storage)
     try:
         yield other
     finally:
         remove_storage(other, directory)
+
+
+@contextmanager
+def scratch_dir(run_id: str) -> Iterator[Path]:
+    """A directory of the run's for buildah's big temporary files (a push's blob copies):
+    removed on exit, and named like the run's storages, so the sweep removes one a killed run
+    left (host/runs.py, build/sweep.py)."""
+    directory = Path(tempfile.mkdtemp(prefix=f"{STORAGE_PREFIX}{run_id}-", dir=storage_place()))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def mounts_under(directory: Path) -> list[str]:

@@ -336,6 +336,8 @@ def test_an_interrupted_push_leaves_nothing_and_a_rerun_pushes_it(
     config: Path, tmp_path: Path
 ) -> None:
     digest_file = tmp_path / "digest"
+    # Where buildah would leave the blob copies of an interrupted push (its TMPDIR).
+    temporary_files = set(storage_place().iterdir())
     with Registry(tmp_path / "fresh") as fresh:  # no blob of the image there yet
         to = f"{fresh.host}/qjt/interrupted:v1"
         command = [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_DIR), "publish",
@@ -354,6 +356,7 @@ def test_an_interrupted_push_leaves_nothing_and_a_rerun_pushes_it(
         assert "ERROR interrupted" in stderr and "Traceback" not in stderr
         assert not fresh.has_tag("qjt/interrupted", "v1") and not digest_file.exists()
         assert processes_naming(to) == []
+        assert set(storage_place().iterdir()) - temporary_files == set()
         rerun = publish(config, to, "--digest-file", str(digest_file))
         assert rerun.returncode == 0, rerun.stderr
         assert digest_file.read_text().strip() == skopeo_digest(f"docker://{to}")

@@ -73,3 +73,53 @@ def test_mount_points_are_read_from_mountinfo_deepest_first(
         f"{tmp_path}/root/overlay/a b/merged",
         f"{tmp_path}/root",
     ]
+
+
+class EnvRecorder:
+    """Records each command with the TMPDIR it was given (None: the caller's own)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], str | None]] = []
+
+    def run(self, argv, *, input=None, env=None, stream=False, cwd=None) -> str:  # type: ignore[no-untyped-def]
+        self.calls.append((list(argv), (env or {}).get("TMPDIR")))
+        return "overlay\n" if "info" in argv else ""
+
+
+def test_commands_on_a_temporary_storage_keep_their_temporary_files_inside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    runner = EnvRecorder()
+    with temporary_storage(Buildah(runner), "c04cc4c9") as other:
+        assert other.storage is not None and other.storage.tmpdir is not None
+        directory = other.storage.tmpdir.parent
+        other.tag("a", "b")
+    assert directory.name.startswith(f"{STORAGE_PREFIX}c04cc4c9-")
+    assert (["buildah", "info", "--format", "{{.store.GraphDriverName}}"], None) in runner.calls
+    tag = next(call for call in runner.calls if "tag" in call[0])
+    assert tag[1] == str(directory / "tmp")
+    assert not directory.exists()
+
+
+def test_a_push_keeps_its_temporary_files_in_the_run_scratch_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    runner = EnvRecorder()
+    with storage.scratch_dir("c04cc4c9") as scratch:
+        Buildah(runner).push("image-id", "docker://127.0.0.1:5000/q/r:1", tmpdir=scratch)
+        assert scratch.parent == tmp_path and scratch.name.startswith(f"{STORAGE_PREFIX}c04cc4c9-")
+    assert runner.calls[-1][1] == str(scratch)
+    assert not scratch.exists()
+
+
+def test_the_scratch_directory_goes_on_errors_and_ctrl_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    for error in (RuntimeError("push failed"), KeyboardInterrupt()):
+        with pytest.raises(type(error)), storage.scratch_dir("c04cc4c9") as scratch:
+            (scratch / "714515717").write_bytes(b"a blob copy")
+            raise error
+        assert not scratch.exists()
