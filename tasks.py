@@ -353,6 +353,16 @@ def containerfile(c, target=None, config=None, write=False):
         print(text, end="")
 
 
+@task
+@cli()
+def schema(c):
+    """Write schema/target.schema.json and docs/configuration.md from the config models."""
+    from qjson_tasks.app.schema import write_generated
+
+    for path, changed in write_generated():
+        print(f"{'wrote' if changed else 'up to date:'} {path}")
+
+
 @task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
 @cli()
 def pin(c, target=None, config=None):

@@ -113,38 +113,108 @@ class _Model(BaseModel):
 class Bootstrap(_Model):
     """How to make the runtime base image from Debian packages when it is missing."""
 
-    suite: str = "bookworm"
-    mirror: Annotated[str | None, AfterValidator(lambda v: v if v is None else _mirror(v))] = None
-    packages: tuple[str, ...] = ("luajit",)
-    user: Annotated[str | None, AfterValidator(lambda v: v if v is None else _user(v))] = None
-    uid: int = Field(default=636, ge=1, le=65535)
-    workdir: AbsPath | None = None
+    suite: str = Field(
+        default="bookworm", description="the Debian release debootstrap installs (its codename)"
+    )
+    mirror: Annotated[str | None, AfterValidator(lambda v: v if v is None else _mirror(v))] = Field(
+        default=None,
+        description="the Debian mirror, an http:// or https:// URL; default: the host's"
+        " mirror from /etc/apt/sources.list(.d)",
+    )
+    packages: tuple[str, ...] = Field(
+        default=("luajit",),
+        description="Debian packages installed into the base (debootstrap --include);"
+        " they must give the LuaJIT runtime.luajit names",
+    )
+    user: Annotated[str | None, AfterValidator(lambda v: v if v is None else _user(v))] = Field(
+        default=None,
+        description="a user created in the base with this name and set as its USER;"
+        " default: none, the base runs as root",
+    )
+    uid: int = Field(default=636, ge=1, le=65535, description="the uid of bootstrap.user")
+    workdir: AbsPath | None = Field(
+        default=None, description="the base image's WORKDIR, an absolute path; default: unset"
+    )
 
 
 class Runtime(_Model):
-    base_image: ImageRef
-    luajit: AbsPath
-    lua_version: Literal["5.1"] = "5.1"
-    prefix: AbsPath = "/usr/local"
-    user: Annotated[str, AfterValidator(_user)] = "root"
-    bootstrap: Bootstrap | None = None
+    """The image users deploy: its base, its LuaJIT and where the rock tree goes."""
+
+    base_image: ImageRef = Field(
+        description="the runtime base image, [registry/]name[:tag][@sha256:<64 hex>];"
+        " its user, entrypoint, cmd, workdir, env and ports are kept as they are"
+    )
+    luajit: AbsPath = Field(
+        description="the LuaJIT binary inside the image (absolute path), run by the smoke check"
+    )
+    lua_version: Literal["5.1"] = Field(
+        default="5.1", description="the Lua ABI of the tree (LuaJIT's is 5.1)"
+    )
+    prefix: AbsPath = Field(
+        default="/usr/local",
+        description="where the rock tree is copied in the image: a directory on LuaJIT's"
+        " default package paths",
+    )
+    user: Annotated[str, AfterValidator(_user)] = Field(
+        default="root",
+        description="the user the image runs as (a name or uid, optionally ':group');"
+        " the contract check fails unless the image's USER is this one",
+    )
+    bootstrap: Bootstrap | None = Field(
+        default=None,
+        description="make base_image from Debian packages with debootstrap when it is missing",
+    )
 
 
 class Builder(_Model):
-    image: ImageRef
-    package_manager: Literal["apt", "apk", "none"] = "apt"
-    packages: tuple[str, ...] = ()
-    setup: tuple[str, ...] = Field(default=(), description="shell commands run after packages")
-    env: Annotated[dict[str, str], AfterValidator(_env)] = Field(default_factory=dict)
-    luarocks: str = "luarocks"
+    """The image the rock is compiled in: Rust, luarocks and build tools; never shipped."""
+
+    image: ImageRef = Field(
+        description="the builder image, [registry/]name[:tag][@sha256:<64 hex>]; use the"
+        " runtime's OS release, or the library needs a newer glibc than the runtime has"
+    )
+    package_manager: Literal["apt", "apk", "none"] = Field(
+        default="apt", description="how builder.packages are installed"
+    )
+    packages: tuple[str, ...] = Field(
+        default=(), description="packages installed into the builder unit, as root"
+    )
+    setup: tuple[str, ...] = Field(
+        default=(),
+        description="shell commands run as root in the builder after the packages",
+    )
+    env: Annotated[dict[str, str], AfterValidator(_env)] = Field(
+        default_factory=dict,
+        description="environment of the rock install only (buildah run --env), never of an"
+        " image; credential-like names (*_TOKEN ...) enter the unit hash by name only",
+    )
+    luarocks: str = Field(
+        default="luarocks",
+        description="the luarocks command in the builder (e.g. luarocks-5.1 on Alpine);"
+        " NAME-admin is its luarocks-admin",
+    )
 
 
 class Rock(_Model):
-    name: Annotated[str, AfterValidator(_rock_name)]
-    version: Annotated[str, AfterValidator(_requirement)]
-    source: Annotated[str, AfterValidator(check_rock_source)] = DEFAULT_SOURCE
+    """A rock installed into the tree, in the order listed; the first is the target's."""
+
+    name: Annotated[str, AfterValidator(_rock_name)] = Field(
+        description="the rock's name: letters, digits, '.', '_', '-'"
+    )
+    version: Annotated[str, AfterValidator(_requirement)] = Field(
+        description="a version requirement: a version ('1.2.3' or '1.2.3-1') optionally"
+        " preceded by ==, ~=, <, >, <=, >= or ~> (bare means ==); several joined by ','"
+    )
+    source: Annotated[str, AfterValidator(check_rock_source)] = Field(
+        default=DEFAULT_SOURCE,
+        description="'default' (luarocks.server, else luarocks' own servers), an http(s):// or"
+        " file:// server URL, a local directory with a rockspec, or a .rock/.src.rock file;"
+        " relative paths are relative to the target file",
+    )
     smoke_script: str | None = Field(
-        default=None, description="Lua file run by the image's LuaJIT to check this rock"
+        default=None,
+        description="Lua file run by the image's LuaJIT to check this rock (relative to the"
+        " target file)",
     )
 
     @property
@@ -158,11 +228,14 @@ class Rock(_Model):
 
 
 class Luarocks(_Model):
+    """Where luarocks finds dependencies."""
+
     server: Annotated[
         str | None, AfterValidator(lambda v: v if v is None else check_rock_server(v))
     ] = Field(
         default=None,
-        description="where dependencies and rocks with source 'default' come from;"
+        description="where dependencies and rocks with source 'default' come from: an"
+        " http(s):// or file:// URL, or a local directory holding a luarocks manifest;"
         " default: luarocks' own servers",
     )
 
@@ -172,12 +245,25 @@ class Luarocks(_Model):
 
 
 class Staging(_Model):
-    tree: AbsPath = "/qjson-rock"
+    """Where the rocks are installed in the builder before the tree is copied out."""
+
+    tree: AbsPath = Field(
+        default="/qjson-rock",
+        description="luarocks' --tree in the builder (absolute path); must not be / nor"
+        " overlap runtime.prefix",
+    )
 
 
 class Output(_Model):
-    image: ImageName
-    tag: Annotated[str, AfterValidator(_tag)] = "latest"
+    """The image a build tags once it is verified."""
+
+    image: ImageName = Field(
+        description="the output image name, without tag or digest ([registry/]name, lower case)"
+    )
+    tag: Annotated[str, AfterValidator(_tag)] = Field(
+        default="latest",
+        description="the output tag: letters, digits, '_', '.', '-' (at most 128)",
+    )
     source_date_epoch: int | None = Field(
         default=None,
         ge=0,
@@ -244,11 +330,17 @@ class Gateway(_Model):
 
 
 class Verify(_Model):
+    """What verification checks beyond the fixed checks (see docs/verification.md)."""
+
     smoke_script: str | None = Field(
-        default=None, description="Lua file run by the image's LuaJIT; default: the built-in one"
+        default=None,
+        description="Lua file run by the image's LuaJIT as the image's user (relative to the"
+        " target file); default: the built-in one (require, parse, read a string and an int64)",
     )
     artifacts: tuple[str, ...] | None = Field(
-        default=None, description="paths relative to the prefix that must exist"
+        default=None,
+        description="paths relative to the prefix that must exist; default: qjson.so,"
+        " qjson.lua, qjson/lib.lua and qjson/table.lua",
     )
     gateway: Gateway | None = Field(
         default=None, description="start nginx from the image and POST JSON through qjson"
@@ -256,19 +348,32 @@ class Verify(_Model):
 
 
 class BuildahSettings(_Model):
-    isolation: Literal["chroot", "oci", "rootless"] = "chroot"
+    """How buildah runs the build steps."""
+
+    isolation: Literal["chroot", "oci", "rootless"] = Field(
+        default="chroot",
+        description="buildah run --isolation; chroot works on rootless runners and where OCI"
+        " isolation can't",
+    )
 
 
 class TargetConfig(_Model):
-    description: str = ""
-    runtime: Runtime
-    builder: Builder
-    rocks: tuple[Rock, ...]
-    luarocks: Luarocks = Luarocks()
-    staging: Staging = Staging()
-    output: Output
-    verify: Verify = Verify()
-    buildah: BuildahSettings = BuildahSettings()
+    """A target: one config/NAME.toml file, the image to build and how."""
+
+    description: str = Field(default="", description="the one line `invoke targets` shows")
+    runtime: Runtime = Field(description="the image users deploy")
+    builder: Builder = Field(description="the image the rocks are built in")
+    rocks: tuple[Rock, ...] = Field(
+        description="the rocks, installed in this order; a single [rock] table is short for"
+        " a list of one"
+    )
+    luarocks: Luarocks = Field(default=Luarocks(), description="where dependencies come from")
+    staging: Staging = Field(default=Staging(), description="the tree in the builder")
+    output: Output = Field(description="the image a verified build tags")
+    verify: Verify = Field(default=Verify(), description="what verification checks")
+    buildah: BuildahSettings = Field(
+        default=BuildahSettings(), description="how buildah runs the steps"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -118,7 +118,7 @@ def test_rewrite_changes_that_value_only_and_keeps_comments() -> None:
     before, after = text.splitlines(), result.splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert changed == [(f'base_image = "{APISIX}"', f'base_image = "{pinned}"')]
-    assert result.startswith("# Apache APISIX")
+    assert result.startswith("#:schema ../schema/target.schema.json\n# Apache APISIX")
 
 
 @pytest.mark.parametrize(
