@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qjson_tasks.app.tools import CONTAINERFILE_DIR, PROJECT_DIR
 from qjson_tasks.build.containerfile import render
+from qjson_tasks.config.lockfile import checked_lock
 from qjson_tasks.config.model import Target
 
 
@@ -14,4 +15,5 @@ def containerfile_path(target: Target) -> Path:
 
 
 def render_containerfile(target: Target) -> str:
-    return render(target, PROJECT_DIR)
+    """The target's Containerfile; a locked git rock in it is built from the locked commit."""
+    return render(target, PROJECT_DIR, checked_lock(target))

@@ -7,15 +7,28 @@ import shlex
 from pathlib import Path
 
 from qjson_tasks.build.plan import is_secret_name, static_labels
-from qjson_tasks.build.steps import builder_setup_commands, local_servers, rock_step
-from qjson_tasks.config.model import Target
+from qjson_tasks.build.steps import (
+    VENDOR_DIR,
+    RockStep,
+    builder_setup_commands,
+    git_rock_fetch_install,
+    local_servers,
+    rock_step,
+    server_path,
+)
+from qjson_tasks.config.lockfile import Lock, LockedRock
+from qjson_tasks.config.model import Rock, Target, TargetConfig
 from qjson_tasks.errors import ConfigError
+from qjson_tasks.rocks.crates import CARGO_CONFIG_INSIDE, CRATES_INSIDE, offline_cargo_config
 from qjson_tasks.rocks.source import find_local_rock
 
 
 def _run_line(argv: tuple[str, ...], env: dict[str, str] | None = None) -> str:
-    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-    return f"RUN {prefix + ' ' if prefix else ''}{shlex.join(argv)}"
+    prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in (env or {}).items())
+    if argv[:2] == ("/bin/sh", "-c") and "\n" in argv[2]:
+        # A script of several lines (a locked git rock's build), the env in front of its sh.
+        return f"RUN {prefix}{_script_line(argv[2]).removeprefix('RUN ')}"
+    return f"RUN {prefix}{shlex.join(argv)}"
 
 
 def _script_line(script: str) -> str:
@@ -59,17 +72,71 @@ def _in_context(target: Target, context: Path, field: str, path: str) -> str:
         ) from None
 
 
-def render(target: Target, context: Path) -> str:
+def _git_rock_step(config: TargetConfig, rock: Rock, entry: LockedRock) -> RockStep:
+    """A locked git rock as build-runtime builds it, its source fetched from the rock's
+    server and git server (a Containerfile has no packed rock to unpack)."""
+    deps = config.luarocks.where
+    server = server_path(rock.where, rock.name) if rock.where.kind == "server" else None
+    if server is None and deps is not None:
+        server = server_path(deps, "deps")
+    return RockStep(rock.name, rock.version, git_rock_fetch_install(config, entry, server))
+
+
+def _git_rock_comment(entry: LockedRock, lock_name: str) -> list[str]:
+    git = entry.git
+    assert git is not None
+    return [
+        f"# {entry.label}: {git.url} at tag {git.tag}, checked to be the commit {lock_name}",
+        f"# pins ({git.commit[:12]}), and its rockspec's sha256 too. Built as `invoke",
+        "# build-runtime` builds it: at a fixed path (/qjson-build/NAME) with Rust's source",
+        "# paths remapped (--remap-path-prefix), so the same sources give the same qjson.so.",
+    ]
+
+
+def _vendor_comment(target: Target) -> list[str]:
+    """How to build the rocks from `invoke vendor`'s directory instead, with no network."""
+    config_lines = [
+        line for line in offline_cargo_config().splitlines() if not line.startswith("#")
+    ]
+    cargo_config = shlex.join(("printf", "%s\\n", *config_lines))
+    name = target.name
+    return [
+        "# Offline, from a vendor directory:",
+        f"#   invoke lock --target {name}    (if config/{name}.lock is missing)",
+        f"#   invoke vendor --target {name} vendor",
+        "# writes vendor/: the locked rock files with a luarocks manifest, and for Rust rocks",
+        "# crates/ (`cargo vendor`). With vendor/ in the build context, add here (the last",
+        "# two lines for Rust rocks only):",
+        f"#   COPY vendor/ {VENDOR_DIR}/",
+        f"#   COPY vendor/crates/ {CRATES_INSIDE}/",
+        f"#   RUN mkdir -p {CARGO_CONFIG_INSIDE.rsplit('/', 1)[0]} && {cargo_config}"
+        f" > {CARGO_CONFIG_INSIDE}",
+        f"# and give each luarocks below --only-server={VENDOR_DIR} in place of its server (a git",
+        "# rock: `luarocks unpack NAME VERSION` from there, in place of its download and clone).",
+        "# `invoke build-runtime --vendor vendor` builds so, the cargo config mounted for the",
+        "# rock install only.",
+    ]
+
+
+def render(target: Target, context: Path, lock: Lock | None = None) -> str:
     """The Containerfile; local rocks and servers are COPYed relative to the build context.
 
-    It installs the rocks as an unlocked build does: a Containerfile can't check a lock's
-    hashes.
+    It installs the rocks as an unlocked build does (a Containerfile can't check a lock's
+    hashes of rock files), except a locked git rock: that is built as build-runtime builds
+    it, from the locked commit, at the fixed build path, paths remapped.
     """
     config = target.config
-    steps = [
-        rock_step(config, rock, find_local_rock(target, index), None)
-        for index, rock in enumerate(config.rocks)
-    ]
+    steps = []
+    comments: dict[int, list[str]] = {}
+    lock_name = f"{target.path.stem}.lock"
+    for index, rock in enumerate(config.rocks):
+        directory = find_local_rock(target, index)
+        entry = lock.entry(rock.name) if lock and directory is None else None
+        if entry is not None and entry.git is not None:
+            steps.append(_git_rock_step(config, rock, entry))
+            comments[index] = _git_rock_comment(entry, lock_name)
+        else:
+            steps.append(rock_step(config, rock, directory, None))
     local = any(step.copy for step in steps) or local_servers(config, None)
     source = f"config/{target.path.name}" if target.path.parent.name == "config" else target.name
     lines = [
@@ -97,7 +164,9 @@ def render(target: Target, context: Path) -> str:
         # An ARG is visible to RUN like an env variable and stays in the builder stage.
         lines += [f"ARG {name}" for name in secrets]
     plain = {name: value for name, value in env.items() if name not in secrets}
+    lines += _vendor_comment(target)
     for index, step in enumerate(steps):
+        lines += comments.get(index, [])
         if step.copy:
             host, inside = step.copy
             field = config.rock_field(index, "source")

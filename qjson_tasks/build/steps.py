@@ -117,16 +117,56 @@ def rock_step(
 def git_rock_install(config: TargetConfig, entry: LockedRock) -> Argv:
     """`luarocks unpack` of a locked git rock's packed .src.rock at BUILD_DIR/NAME, then
     `luarocks make` in its source directory, with Rust's paths remapped."""
-    assert entry.git is not None
     luarocks = shlex.join(luarocks_argv(config, VENDOR_DIR))
+    fetch = (f"{luarocks} unpack {shlex.quote(entry.name)} {shlex.quote(entry.version)}",)
+    return ("/bin/sh", "-c", _git_rock_script(config, entry, fetch, VENDOR_DIR))
+
+
+def git_rock_fetch_install(config: TargetConfig, entry: LockedRock, server: str | None) -> Argv:
+    """The same build with no packed rock at hand (a rendered Containerfile): the rockspec
+    from the rock's server, checked against the lock's sha256, and a clone of the tag,
+    checked to be the locked commit, laid out as `luarocks unpack` lays out the packed rock."""
+    git = entry.git
+    assert git is not None
+    from qjson_tasks.rocks.gitsource import git_url  # not on warm runs
+
+    luarocks = shlex.join(luarocks_argv(config, server))
+    name = shlex.quote(f"{entry.name}-{entry.version}")
+    source = f"{name}/{shlex.quote(git.dir)}"
+    url = shlex.quote(git_url(git.url))
+    moved = shlex.quote(
+        f"{entry.label}: tag {git.tag} of {git.url} no longer names the locked commit {git.commit}"
+    )
+    fetch = (
+        f"{luarocks} download --rockspec {shlex.quote(entry.name)} {shlex.quote(entry.version)}",
+        f"echo {shlex.quote(f'{entry.rockspec_sha256}  {entry.name}-{entry.version}.rockspec')}"
+        " | sha256sum -c -",
+        f"mkdir {name} && mv {name}.rockspec {name}/",
+        f"git clone -q --depth=1 --branch={shlex.quote(git.tag)} {url} {source}",
+        f'[ "$(git -C {source} rev-parse HEAD)" = {git.commit} ]'
+        f" || {{ echo {moved} >&2; exit 1; }}",
+        f"rm -rf {source}/.git",
+    )
+    return ("/bin/sh", "-c", _git_rock_script(config, entry, fetch, server))
+
+
+def _git_rock_script(
+    config: TargetConfig, entry: LockedRock, fetch: tuple[str, ...], server: str | None
+) -> str:
+    """In BUILD_DIR/NAME: `fetch` lays out NAME-VERSION/{rockspec, source dir}; then
+    `luarocks make` in the source directory (dependencies from `server`) with Rust's paths
+    under it and cargo's home remapped, so the .so holds no path that differs between
+    builds."""
+    assert entry.git is not None
+    luarocks = shlex.join(luarocks_argv(config, server))
     name = f"{entry.name}-{entry.version}"
     build = f"{BUILD_DIR}/{entry.name}"
     tree = shlex.quote(config.staging.tree)
-    script = "\n".join(
+    return "\n".join(
         (
             "set -eu",
             f"mkdir -p {build} && cd {build}",
-            f"{luarocks} unpack {shlex.quote(entry.name)} {shlex.quote(entry.version)}",
+            *fetch,
             f"cd {shlex.quote(name)}/{shlex.quote(entry.git.dir)}",
             'home="${CARGO_HOME:-$HOME/.cargo}"',
             f'remap="--remap-path-prefix={build}=/build --remap-path-prefix=$home=/cargo"',
@@ -134,7 +174,6 @@ def git_rock_install(config: TargetConfig, entry: LockedRock) -> Argv:
             f"{luarocks} make --tree={tree} ../{shlex.quote(name)}.rockspec",
         )
     )
-    return ("/bin/sh", "-c", script)
 
 
 def local_servers(config: TargetConfig, lock: Lock | None) -> tuple[tuple[str, str], ...]:

@@ -28,6 +28,7 @@ from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.app.tools import Tools
 from qjson_tasks.app.units import current_plan
 from qjson_tasks.app.verify import run_verify
+from qjson_tasks.build.containerfile import render
 from qjson_tasks.config.load import load_target
 from qjson_tasks.config.lockfile import lock_path
 from qjson_tasks.config.model import Target
@@ -52,6 +53,7 @@ from tests.integration.conftest import (
     our_containers,
     retarget,
 )
+from tests.integration.test_containerfile_build import prefix_of
 
 # The test builder: the crates target's builder with crates.io replaced by a registry whose
 # index URL (a free port, new each session) comes from the install step's environment, so
@@ -305,3 +307,24 @@ def test_cargo_too_old_for_a_locked_git_rocks_lockfile_fails_before_the_build(
     assert message.startswith(f"{ROCK}: its Cargo.lock is lockfile version 4")
     assert "cargo 1.65.0" in message and "\n" not in message
     assert not containers_of(buildah, target)
+
+
+def test_the_rendered_containerfile_builds_a_locked_git_rock_as_build_runtime_does(
+    crates_built: str, fresh_upstream: Upstream, tools: Tools, buildah: Buildah, tmp_path: Path
+) -> None:
+    """`buildah build` of the rendered file: the rock from the locked commit at the fixed
+    path, paths remapped, crates from the mirror: the same files under the prefix, the same
+    qjson.so bytes, as build-runtime's locked build."""
+    target = mirror_target(tmp_path / "mirror", crates_built, fresh_upstream)
+    lock = lock_target(target)
+    ours = run_build(target, tools, verify=True)
+    containerfile = tmp_path / "Containerfile"
+    containerfile.write_text(render(target, tmp_path, lock))
+    assert "git clone -q --depth=1 --branch=v0.1.0" in containerfile.read_text()
+    ref = f"{TEST_REPOSITORY}/crates-git-containerfile-{SUFFIX}:latest"
+    buildah.build(containerfile, ref, tmp_path, "--force-rm")
+    assert not containers_of(buildah, target)
+    prefix = target.config.runtime.prefix
+    theirs = prefix_of(buildah, ref, "git-containerfile", prefix)
+    assert theirs == prefix_of(buildah, ours.image_ref, "git-pipeline", prefix)
+    assert native_library(buildah, ref) == native_library(buildah, ours.image_ref)
