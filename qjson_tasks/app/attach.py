@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from qjson_tasks.app.tools import Tools, log
+from qjson_tasks.build.fileimage import push_file
 from qjson_tasks.build.labels import SBOM_LABEL
-from qjson_tasks.build.names import container_name, temporary_image
 from qjson_tasks.config.remote import RemoteRef
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host.registry import RemoteAccess, registry_failure
@@ -38,21 +38,6 @@ def documents(tools: Tools, image_id: str) -> list[tuple[tuple[str, str], Path]]
     return found
 
 
-def _push_one(
-    tools: Tools, path: Path, inside: str, destination: str, access: RemoteAccess, run_id: str
-) -> None:
-    buildah = tools.buildah
-    # Named as the run's own, so the sweep removes them if the run dies here.
-    local = temporary_image("attachment", run_id)
-    with buildah.container("scratch", container_name(run_id, "attach"), scratch=True) as holder:
-        buildah.copy(holder, str(path), f"/{inside}", chown="0:0")
-        buildah.commit(holder, local, timestamp=0)
-    try:
-        buildah.push(local, f"docker://{destination}", access)
-    finally:
-        buildah.rmi_quietly(local)
-
-
 def push_attachments(
     tools: Tools, pushed: RemoteRef, access: RemoteAccess, image_id: str
 ) -> tuple[str, ...]:
@@ -63,7 +48,7 @@ def push_attachments(
     for (suffix, inside), path in documents(tools, image_id):
         tag = attachment_tag(pushed, suffix)
         try:
-            _push_one(tools, path, inside, tag, access, run_id)
+            push_file(tools.buildah, path, inside, tag, access, run_id)
         except ToolError as exc:
             raise registry_failure(
                 exc,

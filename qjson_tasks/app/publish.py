@@ -94,6 +94,26 @@ def push_request(
     return PublishRequest(ref, access, Path(digest_file) if digest_file else None, sign_by)
 
 
+def registry_flags(
+    target: Target,
+    push: str | None,
+    verify: bool,
+    tls_verify: bool = True,
+    authfile: str | None = None,
+    registries_d: str | None = None,
+    policy: str | None = None,
+    digest_file: str | None = None,
+    sign_by: str | None = None,
+) -> tuple[PublishRequest | None, RemoteAccess | None]:
+    """build-runtime's registry flags: the push they ask for, if any, and how the unit
+    cache is reached. --no-tls-verify and --authfile serve a unit cache without --push."""
+    push_only = (registries_d, policy, digest_file, sign_by)
+    if push is None and target.config.cache is not None and all(f is None for f in push_only):
+        return None, remote_access(tls_verify, authfile)
+    request = push_request(target, push, verify, tls_verify, authfile, *push_only)
+    return request, request.access
+
+
 def registry_access_for(
     image: str | None,
     tls_verify: bool = True,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from qjson_tasks.build.images import ImageIndex, commit_unit, ensure_image, image_facts, image_index
 from qjson_tasks.build.inputs import plan_inputs
+from qjson_tasks.build.labels import UNIT_NAME_LABEL
 from qjson_tasks.build.plan import PlanInputs, make_plan
 from qjson_tasks.build.session import BuildSession, Session
 from qjson_tasks.build.steps import VENDOR_DIR
@@ -42,6 +43,7 @@ def prepare_builder(session: BuildSession) -> None:
     with buildah.container(plan.builder_id, plan.container_name("setup")) as ctr:
         for argv in plan.builder_setup:
             buildah.run(ctr, argv, env=plan.setup_env, user=BUILD_USER)
+        buildah.config(ctr, labels={UNIT_NAME_LABEL: plan.builder.name})
         commit_unit(buildah, ctr, plan.builder, None)
 
 

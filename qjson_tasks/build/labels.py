@@ -16,3 +16,6 @@ BUILDER_LABEL = f"{LABEL_PREFIX}.builder-image"
 BUILDER_ID_LABEL = f"{LABEL_PREFIX}.builder-image.id"
 # The sha256 of the image's SBOM, which names it in the SBOM store (sbom/store.py).
 SBOM_LABEL = f"{LABEL_PREFIX}.sbom.sha256"
+# A builder or rock-tree unit image names itself (`KIND-HASH`), so a copy in a registry
+# cache can be told from an image pushed under the wrong tag.
+UNIT_NAME_LABEL = f"{LABEL_PREFIX}.unit-name"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from qjson_tasks.build.builder import plan_session, prepare_builder
 from qjson_tasks.build.images import (
@@ -27,6 +27,7 @@ from qjson_tasks.build.labels import (
     SBOM_LABEL,
     TREE_BYTES_LABEL,
     TREE_FILES_LABEL,
+    UNIT_NAME_LABEL,
     VERSION_LABEL,
 )
 from qjson_tasks.build.plan import LABEL_PREFIX, ImageFacts, Unit
@@ -35,6 +36,9 @@ from qjson_tasks.build.session import BuildSession, Session
 from qjson_tasks.config.lockfile import Lock
 from qjson_tasks.errors import VerificationError
 from qjson_tasks.host import locks
+
+if TYPE_CHECKING:
+    from qjson_tasks.build.unitcache import UnitCache
 
 
 class VerifyOutcome(Protocol):
@@ -56,6 +60,7 @@ class BuildOptions:
     warnings: Sequence[str] = ()
     lock: Lock | None = None
     vendor: Path | None = None
+    cache: UnitCache | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class BuildResult:
     bytes_added: int
     units: dict[str, str] = field(default_factory=dict)
     built: tuple[str, ...] = ()
+    cached: tuple[str, ...] = ()  # taken from the unit cache
+    pushed: tuple[str, ...] = ()  # pushed to the unit cache
     verification: VerifyOutcome | None = None
     sbom: str = ""  # the stored SBOM's path, from the image's label
 
@@ -80,7 +87,7 @@ def build_runtime(session: BuildSession) -> str:
     tree_labels = {
         key: value
         for key, value in image_labels(buildah, plan.rock_tree.image).items()
-        if key.startswith(LABEL_PREFIX)
+        if key.startswith(LABEL_PREFIX) and key != UNIT_NAME_LABEL
     }
     with ExitStack() as scope:
         with session.step("runtime container"):
@@ -145,24 +152,58 @@ def _present(session: BuildSession, unit: Unit, index: ImageIndex, rebuild: bool
     return found.image_id if found else None
 
 
+def _take(session: BuildSession, options: BuildOptions, unit: Unit, local: str) -> str | None:
+    """The unit pulled from the registry cache under the local name, if it has it."""
+    cache = options.cache
+    if cache is None or options.rebuild or not session.plan.reusable(unit):
+        return None
+    return cache.take(session, unit, local)
+
+
+@dataclass
+class Made:
+    """What a build made here and what it took from the unit cache, by unit kind."""
+
+    built: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+
+
+def _rock_tree(session: BuildSession, options: BuildOptions, index: ImageIndex, made: Made) -> None:
+    """The rock-tree unit: local, else from the cache, else built (with the builder unit
+    local, from the cache, or built)."""
+    plan = session.plan
+    if _present(session, plan.rock_tree, index, options.rebuild):
+        return
+    if _take(session, options, plan.rock_tree, plan.rock_tree.image):
+        made.cached.append(plan.rock_tree.kind)
+        return
+    with locks.hold(plan.builder.image, session.log):
+        if not _present(session, plan.builder, index, options.rebuild):
+            if _take(session, options, plan.builder, plan.builder.image):
+                made.cached.append(plan.builder.kind)
+            else:
+                with session.step("builder setup"):
+                    prepare_builder(session)
+                made.built.append(plan.builder.kind)
+    build_rock_tree(session, options.vendor)
+    made.built.append(plan.rock_tree.kind)
+
+
 def _build_units(
-    session: BuildSession, options: BuildOptions, index: ImageIndex, built: list[str]
+    session: BuildSession, options: BuildOptions, index: ImageIndex, made: Made
 ) -> tuple[str, VerifyOutcome | None]:
-    """The rock tree (and builder) if missing, then a new runtime image, verified and
-    tagged; returns its ID and the verification's outcome."""
-    plan, log = session.plan, session.log
-    with locks.hold(plan.rock_tree.image, log):
-        if not _present(session, plan.rock_tree, index, options.rebuild):
-            with locks.hold(plan.builder.image, log):
-                if not _present(session, plan.builder, index, options.rebuild):
-                    with session.step("builder setup"):
-                        prepare_builder(session)
-                    built.append(plan.builder.kind)
-            build_rock_tree(session, options.vendor)
-            built.append(plan.rock_tree.kind)
+    """A runtime image from the cache or made from the rock tree (and builder), verified
+    and tagged; returns its ID and the verification's outcome."""
+    plan = session.plan
     try:
-        image_id = build_runtime(session)
-        built.append(plan.runtime.kind)
+        image_id = _take(session, options, plan.runtime, plan.temporary_ref)
+        if image_id:
+            made.cached.append(plan.runtime.kind)
+        else:
+            with locks.hold(plan.rock_tree.image, session.log):
+                _rock_tree(session, options, index, made)
+            image_id = build_runtime(session)
+            made.built.append(plan.runtime.kind)
         outcome = finish(session, image_id, options.verifier)
     finally:
         # Also after Ctrl-C between the commit and the tag: untag the temporary name,
@@ -170,6 +211,18 @@ def _build_units(
         if session.buildah.image_id(plan.temporary_ref):
             session.buildah.rmi_quietly(plan.temporary_ref)
     return image_id, outcome
+
+
+def _fill_cache(session: BuildSession, options: BuildOptions, verified: bool) -> tuple[str, ...]:
+    """Push the plan's local units the cache lacks; the runtime only when it was verified."""
+    plan, cache = session.plan, options.cache
+    if cache is None or not cache.push or not plan.cacheable:
+        return ()
+    units = [unit for unit in plan.units if session.buildah.image_id(unit.image)]
+    if not verified:
+        units = [unit for unit in units if unit is not plan.runtime]
+    with session.step("unit cache"):
+        return tuple(cache.put(session, tuple(units)))
 
 
 def sbom_path(labels: dict[str, str]) -> str:
@@ -195,12 +248,14 @@ def build(session: Session, options: BuildOptions) -> BuildResult:
         session.log(warning)
     planned, index = plan_session(session, inputs)
     plan = planned.plan
-    built: list[str] = []
+    made = Made()
     outcome = None
+    pushed: tuple[str, ...] = ()
     with locks.hold(plan.output_ref, session.log):
         image_id = _present(planned, plan.runtime, index, options.rebuild)
         if image_id is None:
-            image_id, outcome = _build_units(planned, options, index, built)
+            image_id, outcome = _build_units(planned, options, index, made)
+            pushed = _fill_cache(planned, options, verified=outcome is not None)
         elif index.get(plan.output_ref, ImageFacts("", "")).image_id != image_id:
             with planned.step("tag"):
                 retag(planned, image_id)
@@ -212,7 +267,9 @@ def build(session: Session, options: BuildOptions) -> BuildResult:
         files_added=_as_int(labels.get(TREE_FILES_LABEL)),
         bytes_added=_as_int(labels.get(TREE_BYTES_LABEL)),
         units={unit.kind: unit.name for unit in plan.units},
-        built=tuple(built),
+        built=tuple(made.built),
+        cached=tuple(made.cached),
+        pushed=pushed,
         verification=outcome,
         sbom=sbom_path(labels),
     )

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from qjson_tasks.build import names
@@ -34,7 +34,8 @@ from qjson_tasks.config.model import Rock, Target, TargetConfig
 LABEL_PREFIX = "org.qjson-tasks"
 # Part of every unit's hash: bump a kind's number when the way such a unit is made changes
 # (its recipe), so images made by an older qjson-tasks are not taken for current ones.
-RECIPES = {"builder": 3, "rock-tree": 4, "runtime": 5}
+# builder 4 and rock-tree 5: the images carry their unit-name label (build/unitcache.py).
+RECIPES = {"builder": 4, "rock-tree": 5, "runtime": 5}
 # Builder environment values whose names look like credentials are hashed, never printed.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH", re.IGNORECASE)
 
@@ -144,15 +145,25 @@ class BuildPlan:
         """Whether an existing image of the unit may stand for it (see cacheable)."""
         return self.cacheable or unit.kind == "builder"
 
-    def document(self, present: set[str]) -> dict[str, object]:
-        """The plan as data for `invoke plan` (TOML), like Miq's intermediate form."""
+    def status(self, unit: Unit, present: set[str], cached: Collection[str] = ()) -> str:
+        """`built` (a local image stands for it), `in cache` (the registry cache has it)
+        or `to build`."""
+        if not self.reusable(unit):
+            return "to build"
+        if unit.image in present:
+            return "built"
+        return "in cache" if unit.kind in cached else "to build"
+
+    def document(self, present: set[str], cached: Collection[str] = ()) -> dict[str, object]:
+        """The plan as data for `invoke plan` (TOML), like Miq's intermediate form; cached:
+        the kinds of the units the registry cache holds."""
         units = {}
         for unit in self.units:
             inputs = dict(unit.inputs)
             units[unit.kind] = {
                 "name": unit.name,
                 "image": unit.image,
-                "status": "built" if unit.image in present and self.reusable(unit) else "to build",
+                "status": self.status(unit, present, cached),
                 "depends": [dep.name for dep in unit.depends],
                 "inputs": _without_none(inputs),
             }

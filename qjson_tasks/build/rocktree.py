@@ -22,6 +22,7 @@ from qjson_tasks.build.labels import (
     ROCK_LABEL_PREFIX,
     TREE_BYTES_LABEL,
     TREE_FILES_LABEL,
+    UNIT_NAME_LABEL,
     VERSION_LABEL,
 )
 from qjson_tasks.build.plan import BuildPlan
@@ -228,6 +229,7 @@ def commit_tree(session: BuildSession, scope: ExitStack, builder: str, tree: Pat
         VERSION_LABEL: kept[plan.rocks[0].name],
         TREE_FILES_LABEL: str(files),
         TREE_BYTES_LABEL: str(size),
+        UNIT_NAME_LABEL: plan.rock_tree.name,
         **rock_labels(tree, plan, kept),
     }
     buildah.config(holder, labels=labels)

@@ -26,14 +26,18 @@ class Overrides:
     builder_image: str | None = None
     tag: str | None = None
     rock_source: str | None = None
+    cache_repo: str | None = None
+    cache_push: bool | None = None  # False: --no-cache-push
 
-    def as_updates(self) -> dict[str, dict[str, str]]:
-        updates: dict[str, dict[str, str]] = {}
+    def as_updates(self) -> dict[str, dict[str, object]]:
+        updates: dict[str, dict[str, object]] = {}
         for value, section, key in (
             (self.base_image, "runtime", "base_image"),
             (self.builder_image, "builder", "image"),
             (self.tag, "output", "tag"),
             (self.rock_source, "rock", "source"),
+            (self.cache_repo, "cache", "repository"),
+            (self.cache_push, "cache", "push"),
         ):
             if value is not None:
                 updates.setdefault(section, {})[key] = value
@@ -45,6 +49,7 @@ FLAG_FOR_FIELD = {
     "builder.image": "--builder-image",
     "output.tag": "--tag",
     "rock.source": "--rock-source",
+    "cache.repository": "--cache-repo",
 }
 
 
@@ -185,11 +190,16 @@ def apply_overrides(target: Target, overrides: Overrides) -> Target:
     if not updates:
         return target
     data = target.config.model_dump()
+    if data["cache"] is None and "repository" not in updates.get("cache", {"repository": ""}):
+        raise ConfigError(
+            f"--no-cache-push: {target.path} has no [cache] table; give --cache-repo"
+            " REGISTRY/NAMESPACE too (or drop --no-cache-push)"
+        )
     for section, values in updates.items():
         if section == "rock":
             data["rocks"] = [{**data["rocks"][0], **values}, *data["rocks"][1:]]
         else:
-            data[section] = {**data[section], **values}
+            data[section] = {**(data[section] or {}), **values}
     try:
         config = TargetConfig.model_validate(data)
     except ValidationError as exc:

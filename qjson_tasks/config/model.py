@@ -357,6 +357,38 @@ class BuildahSettings(_Model):
     )
 
 
+def _cache_repository(value: str) -> str:
+    """REGISTRY/NAMESPACE: a registry (a host with a dot or a port, or localhost) and a
+    repository path, with no tag or digest (the units' tags are their hashes)."""
+    match = _IMAGE_REF.fullmatch(value)
+    registry = value.split("/", 1)[0]
+    is_registry = "." in registry or ":" in registry or registry == "localhost"
+    if not match or "/" not in value or not is_registry or match.group("tag") or "@" in value:
+        raise ValueError(
+            f"{value!r} is not a cache repository: use REGISTRY/NAMESPACE (a host with a dot or"
+            " a port, or localhost, then a lower-case path; no tag or digest), for example"
+            " ghcr.io/org/qjson-cache"
+        )
+    return value
+
+
+class Cache(_Model):
+    """A registry shared by CI runners: units built here are pushed, missing ones pulled."""
+
+    repository: Annotated[str, AfterValidator(_cache_repository)] = Field(
+        description="REGISTRY/NAMESPACE; a unit is kept there as NAMESPACE/unit-KIND:HASH"
+    )
+    push: bool = Field(
+        default=True,
+        description="push the units a build makes; false (or --no-cache-push) only reads",
+    )
+    tls_verify: bool = Field(
+        default=True,
+        description="check the registry's TLS certificate; false only for a registry on"
+        " this machine or a network you trust (plain HTTP)",
+    )
+
+
 class TargetConfig(_Model):
     """A target: one config/NAME.toml file, the image to build and how."""
 
@@ -373,6 +405,11 @@ class TargetConfig(_Model):
     verify: Verify = Field(default=Verify(), description="what verification checks")
     buildah: BuildahSettings = Field(
         default=BuildahSettings(), description="how buildah runs the steps"
+    )
+    cache: Cache | None = Field(
+        default=None,
+        description="a registry of build units shared between runners; default: none (the"
+        " units stay in local storage only)",
     )
 
     @model_validator(mode="before")

@@ -25,8 +25,8 @@ ABSOLUTE = "must be an absolute POSIX path without '..'"
 IMAGE_FORM = "[registry/]name[:tag][@sha256:<64 hex>]"
 SOURCE_FORM = "'default', an http(s):// or file:// server URL, a local directory with a rockspec"
 TOP_KEYS = (
-    "allowed: buildah, builder, description, luarocks, output, rock, rocks, runtime, staging,"
-    " verify"
+    "allowed: buildah, builder, cache, description, luarocks, output, rock, rocks, runtime,"
+    " staging, verify"
 )
 RUNTIME_KEYS = "allowed: base_image, bootstrap, lua_version, luajit, prefix, user"
 

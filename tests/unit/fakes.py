@@ -48,6 +48,7 @@ class FakeRunner:
     image_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     sha256_ids: bool = False  # commits get IDs shaped like buildah's (64 hex digits)
     image_env: list[str] = field(default_factory=list)  # every image's config Env
+    pulled_ids: dict[str, str] = field(default_factory=dict)  # pulled ref -> id ("pulled")
 
     def run(
         self,
@@ -122,8 +123,9 @@ class FakeRunner:
             listed = [{"id": f"id-{c}", "containername": c} for c in sorted(self.live_containers)]
             return json.dumps(listed)
         if sub == "pull":
-            self.images[args[-1]] = "pulled"
-            return "pulled\n"
+            image_id = self.pulled_ids.get(args[-1], "pulled")
+            self.images[args[-1]] = image_id
+            return image_id + "\n"
         if sub == "config":
             labels = self.container_labels.setdefault(args[-1], {})
             for i, arg in enumerate(args[:-1]):

@@ -101,7 +101,8 @@ def test_a_good_build_runs_the_steps_in_order(target: Target, mount_root: Path) 
     assert result.built == ("builder", "rock-tree", "runtime")
     subs = [s for s in runner.subcommands() if s not in ("inspect", "images")]
     assert subs == [
-        "from", "run", "run", "run", "commit", "rm",  # builder unit: apt-get update/install/clean
+        "from", "run", "run", "run",  # builder unit: apt-get update/install/clean,
+        "config", "commit", "rm",  # labelled with its unit name
         "from", "copy", "run", "mount",  # builder container: local rock copied, luarocks make
         "from", "copy", "config", "commit",  # rock-tree unit: a scratch image with the tree
         "rm", "umount", "rm",

@@ -1,0 +1,182 @@
+"""The unit cache: build units kept in a registry, so a fresh CI runner pulls what another
+runner built instead of building it.
+
+A unit is kept as `REGISTRY/NAMESPACE/unit-KIND:HASH`. Before pulling, its labels are read
+with `skopeo inspect` (no layer moves) and must say they are that unit: the builder and
+rock-tree units name themselves (UNIT_NAME_LABEL), a runtime image carries the hashes and
+image IDs it was made from. The runtime unit's SBOM and provenance statement travel beside
+it as one-file images (`...:HASH.sbom`, `...:HASH.att`), so a runner that pulls it can
+verify it. The cache never fails a build: a registry that can't be reached, or a unit that
+isn't what its tag says, is a warning and the unit is built here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from qjson_tasks.build.fileimage import push_file, read_file
+from qjson_tasks.build.labels import SBOM_LABEL, UNIT_NAME_LABEL
+from qjson_tasks.build.plan import BuildPlan, Unit
+from qjson_tasks.build.session import BuildSession, Log
+from qjson_tasks.config.model import Cache
+from qjson_tasks.errors import ToolError
+from qjson_tasks.host.registry import RemoteAccess, last_error, registry_failure
+from qjson_tasks.host.skopeo import Skopeo
+from qjson_tasks.host.storage import scratch_dir
+from qjson_tasks.sbom.store import provenance_path, store, stored_path, write_atomically
+
+SBOM_FILE = ("sbom", "sbom.cdx.json")
+PROVENANCE_FILE = ("att", "provenance.intoto.json")
+
+
+def expected_labels(plan: BuildPlan, unit: Unit) -> dict[str, str]:
+    """What a cached image of unit must say about itself."""
+    if unit.kind == "runtime":
+        return {**plan.labels, **plan.provenance_labels()}
+    return {UNIT_NAME_LABEL: unit.name}
+
+
+@dataclass
+class UnitCache:
+    repository: str  # REGISTRY/NAMESPACE
+    access: RemoteAccess
+    push: bool
+    skopeo: Skopeo
+    log: Log
+    reachable: bool = True  # False after the first failure: one warning, then local only
+    checked: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls, cache: Cache, access: RemoteAccess | None, skopeo: Skopeo, log: Log
+    ) -> UnitCache:
+        """access: the run's registry flags (--no-tls-verify, --authfile), if any."""
+        access = access or RemoteAccess()
+        if not cache.tls_verify:
+            access = RemoteAccess(False, access.authfile, access.registries_d, access.policy)
+        return cls(cache.repository, access, cache.push, skopeo, log)
+
+    @property
+    def registry(self) -> str:
+        return self.repository.split("/", 1)[0]
+
+    def ref(self, unit: Unit) -> str:
+        return f"{self.repository}/unit-{unit.kind}:{unit.hash}"
+
+    def _warn(self, exc: ToolError, doing: str) -> None:
+        failure = registry_failure(exc, self.registry, doing, self.access)
+        self.log(f"WARNING unit cache: {failure}; going on without the cache")
+        self.reachable = False
+
+    def holds(self, plan: BuildPlan, unit: Unit) -> bool:
+        """Whether the cache has unit, labelled as that unit (a mismatch is a warning)."""
+        ref = self.ref(unit)
+        if ref in self.checked or not self.reachable:
+            return self.checked.get(ref, False)
+        try:
+            found = self.skopeo.inspect(ref, self.access)
+        except ToolError as exc:
+            self._warn(exc, f"looking up {ref}")
+            return False
+        good = found is not None
+        for key, value in expected_labels(plan, unit).items() if found else ():
+            if found.labels.get(key) != value:
+                self.log(
+                    f"WARNING unit cache: {ref} is labelled {key}={found.labels.get(key)!r},"
+                    f" not {value!r}: not the unit its tag names, so it is ignored"
+                )
+                good = False
+                break
+        self.checked[ref] = good
+        return good
+
+    def take(self, session: BuildSession, unit: Unit, local: str) -> str | None:
+        """Pull unit under the local name; its image ID, or None (warned) if that fails."""
+        if not self.holds(session.plan, unit):
+            return None
+        ref, buildah = self.ref(unit), session.buildah
+        session.log(f"    {unit.name}: pulling it from the unit cache ({ref})")
+        try:
+            image_id = buildah.pull_remote(f"docker://{ref}", self.access)
+        except ToolError as exc:
+            self._warn(exc, f"pulling {ref}")
+            return None
+        try:
+            buildah.tag(image_id, local)
+        finally:
+            buildah.rmi_quietly(ref)  # the registry's name only; the image keeps `local`
+        if unit.kind == "runtime" and not self._fetch_documents(session, unit, image_id):
+            buildah.rmi_quietly(local)
+            return None
+        return image_id
+
+    def _fetch_documents(self, session: BuildSession, unit: Unit, image_id: str) -> bool:
+        """The runtime's SBOM (which verification checks) and provenance statement, into
+        the store, unless they are there already."""
+        info = session.buildah.inspect_image(image_id)
+        sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
+        wanted = [(SBOM_FILE, stored_path(sha256))] if sha256 else []
+        wanted.append((PROVENANCE_FILE, provenance_path(image_id)))
+        for (suffix, inside), path in wanted:
+            if path.is_file():
+                continue
+            ref = f"{self.ref(unit)}.{suffix}"
+            try:
+                document = read_file(session.buildah, ref, inside, self.access, session.run_id)
+            except ToolError as exc:
+                if suffix != "sbom":  # verification needs only the SBOM
+                    session.log(f"    no provenance statement from {ref} ({last_error(exc)})")
+                    continue
+                self._warn(exc, f"pulling {ref}")
+                return False
+            if suffix == "sbom":
+                if hashlib.sha256(document).hexdigest() != sha256:
+                    self.log(f"WARNING unit cache: {ref} is not the SBOM the image names")
+                    return False
+                store(document)
+            else:
+                write_atomically(path, document)
+        return True
+
+    def put(self, session: BuildSession, units: tuple[Unit, ...]) -> list[str]:
+        """Push the units the cache lacks (after a build); the names of those pushed."""
+        if not self.push:
+            return []
+        pushed = []
+        for unit in units:
+            if not self.reachable or self.holds(session.plan, unit):
+                continue
+            if self._push(session, unit):
+                pushed.append(unit.kind)
+        return pushed
+
+    def _push(self, session: BuildSession, unit: Unit) -> bool:
+        ref, buildah = self.ref(unit), session.buildah
+        documents = []
+        if unit.kind == "runtime":
+            image_id = buildah.image_id(unit.image) or ""
+            info = buildah.inspect_image(image_id)
+            sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
+            documents = [
+                (SBOM_FILE, stored_path(sha256) if sha256 else None),
+                (PROVENANCE_FILE, provenance_path(image_id)),
+            ]
+        session.log(f"    {unit.name}: pushing it to the unit cache ({ref})")
+        try:
+            # The documents first: a runtime unit in the cache always has them beside it.
+            for (suffix, inside), path in documents:
+                if path is not None and path.is_file():
+                    push_file(buildah, path, inside, f"{ref}.{suffix}", self.access, session.run_id)
+            with scratch_dir(session.run_id) as tmpdir:
+                buildah.push(unit.image, f"docker://{ref}", self.access, tmpdir=tmpdir)
+        except ToolError as exc:
+            self._warn(exc, f"pushing {ref}")
+            return False
+        self.checked[ref] = True
+        return True
+
+
+def cache_status(cache: UnitCache | None, plan: BuildPlan, unit: Unit) -> str:
+    """`invoke plan`'s word for a unit that is not local."""
+    return "in cache" if cache is not None and cache.holds(plan, unit) else "to build"

@@ -1,0 +1,40 @@
+"""`skopeo inspect` of an image in a registry: its manifest digest and labels, read without
+pulling a layer (the unit cache asks this before it pulls anything)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from qjson_tasks.errors import ToolError
+from qjson_tasks.host.registry import RemoteAccess
+from qjson_tasks.host.runner import Runner
+
+# What containers/image says when the registry has no manifest under that tag.
+_MISSING = ("manifest unknown", "name unknown")
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    digest: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class Skopeo:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def inspect(self, ref: str, access: RemoteAccess) -> RemoteImage | None:
+        """docker://ref's digest and labels; None when the registry has no such image.
+        Other failures (unreachable, refused) raise ToolError."""
+        globals_ = ["--registries.d", access.registries_d] if access.registries_d else []
+        argv = ["skopeo", *globals_, "inspect", "--retry-times", "0", *access.buildah_args()]
+        try:
+            out = self.runner.run([*argv, f"docker://{ref}"])
+        except ToolError as exc:
+            if any(word in (exc.output or str(exc)) for word in _MISSING):
+                return None
+            raise
+        document = json.loads(out)
+        return RemoteImage(str(document.get("Digest", "")), dict(document.get("Labels") or {}))

@@ -1,0 +1,274 @@
+"""The registry unit cache in the pipeline, with fake buildah and skopeo: what is looked up,
+pulled and pushed, in which order, and that a cache problem never fails a build."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qjson_tasks.build import pipeline
+from qjson_tasks.build.labels import SBOM_LABEL, UNIT_NAME_LABEL
+from qjson_tasks.build.pipeline import BuildOptions, BuildResult
+from qjson_tasks.build.session import Session
+from qjson_tasks.build.unitcache import UnitCache
+from qjson_tasks.config.load import find_target
+from qjson_tasks.config.model import Target
+from qjson_tasks.errors import ToolError
+from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.host.registry import RemoteAccess
+from qjson_tasks.host.skopeo import RemoteImage
+from tests.unit.build.test_pipeline import OUTPUT, Outcome, make_runner
+from tests.unit.build.test_pipeline import mount_root as mount_root
+from tests.unit.fakes import FakeRunner, is_call
+
+REPOSITORY = "registry.example:5000/ci/qjson"
+
+
+@dataclass
+class FakeRegistry:
+    """What the pushes put there: ref -> (image ID on the pushing runner, labels)."""
+
+    held: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    unreachable: bool = False
+    lookups: list[str] = field(default_factory=list)
+
+    def inspect(self, ref: str, access: RemoteAccess) -> RemoteImage | None:
+        self.lookups.append(ref)
+        if self.unreachable:
+            raise ToolError(
+                "skopeo failed", "Error: pinging container registry: connection refused"
+            )
+        found = self.held.get(ref)
+        return RemoteImage(f"sha256:{found[0]}", found[1]) if found else None
+
+    def record_pushes(self, runner: FakeRunner) -> None:
+        for call in runner.calls:
+            if is_call("buildah", "push")(call):
+                source, destination = call[-2], call[-1].removeprefix("docker://")
+                image_id = runner.images.get(source, source)
+                self.held[destination] = (image_id, dict(runner.image_labels.get(image_id, {})))
+
+    def serve_to(self, runner: FakeRunner, other: FakeRunner) -> None:
+        """Let runner pull what is held, with the IDs and labels the pusher had."""
+        for ref, (image_id, labels) in self.held.items():
+            runner.pulled_ids[f"docker://{ref}"] = image_id
+            runner.image_labels[image_id] = labels
+
+
+@pytest.fixture
+def target(project_dir: Path) -> Target:
+    return find_target("offline", project_dir / "config")
+
+
+def build(
+    target: Target,
+    runner: FakeRunner,
+    registry: FakeRegistry,
+    *,
+    push: bool = True,
+    passed: bool = True,
+    log: Callable[[str], None] = lambda line: None,
+    run_id: str = "r1",
+    **options: Any,
+) -> BuildResult:
+    session = Session(target, Buildah(runner), runner, log, run_id)
+    cache = UnitCache(REPOSITORY, RemoteAccess(tls_verify=False), push, registry, log)  # type: ignore[arg-type]
+    verifier = lambda image_id: Outcome(passed)  # noqa: E731
+    return pipeline.build(session, BuildOptions(verifier=verifier, cache=cache, **options))
+
+
+def pushed(runner: FakeRunner) -> list[str]:
+    return [c[-1] for c in runner.calls if is_call("buildah", "push")(c)]
+
+
+def pulled(runner: FakeRunner) -> list[str]:
+    return [c[-1] for c in runner.calls if is_call("buildah", "pull")(c)]
+
+
+@pytest.fixture
+def warm_registry(target: Target, mount_root: Path) -> tuple[FakeRegistry, FakeRunner, BuildResult]:
+    """Runner A built everything and filled the cache."""
+    registry = FakeRegistry()
+    runner = make_runner(mount_root)
+    result = build(target, runner, registry)
+    registry.record_pushes(runner)
+    return registry, runner, result
+
+
+def test_a_build_pushes_every_unit_with_the_runtimes_documents(
+    warm_registry: tuple[FakeRegistry, FakeRunner, BuildResult],
+) -> None:
+    registry, runner, result = warm_registry
+    assert result.built == ("builder", "rock-tree", "runtime")
+    assert result.pushed == ("builder", "rock-tree", "runtime")
+    runtime = f"docker://{REPOSITORY}/unit-runtime:{result.units['runtime'].split('-', 1)[1]}"
+    assert pushed(runner) == [
+        f"docker://{REPOSITORY}/unit-builder:{result.units['builder'].split('-', 1)[1]}",
+        f"docker://{REPOSITORY}/unit-rock-tree:{result.units['rock-tree'].split('-', 2)[2]}",
+        f"{runtime}.sbom",
+        f"{runtime}.att",
+        runtime,
+    ]
+    # The cache's runtime is the verified output, labelled with its SBOM.
+    assert registry.held[runtime.removeprefix("docker://")][0] == result.image_id
+    for kind in ("builder", "rock-tree"):
+        labels = next(v[1] for k, v in registry.held.items() if f"/unit-{kind}:" in k)
+        assert labels[UNIT_NAME_LABEL] == result.units[kind]
+    assert runner.left_behind() == (set(), set())
+
+
+def fresh_runner(
+    registry: FakeRegistry, pusher: FakeRunner, mount_root: Path, tmp_path: Path
+) -> FakeRunner:
+    """Runner B: only the runtime base image, on a machine with an empty SBOM store."""
+    runner = make_runner(mount_root)
+    registry.serve_to(runner, pusher)
+    return runner
+
+
+def test_a_cached_runtime_is_pulled_verified_and_tagged_and_nothing_else_is_fetched(
+    warm_registry: tuple[FakeRegistry, FakeRunner, BuildResult],
+    mount_root: Path,
+    tmp_path: Path,
+    sbom_dir: Path,
+    target: Target,
+) -> None:
+    registry, pusher, first = warm_registry
+    sbom = pusher.image_labels[first.image_id][SBOM_LABEL]
+    document = (sbom_dir / f"{sbom}.cdx.json").read_bytes()
+    for stored in sbom_dir.iterdir():  # runner B's store is empty: the SBOM comes along
+        stored.unlink()
+    (mount_root / "sbom.cdx.json").write_bytes(document)
+    (mount_root / "provenance.intoto.json").write_text("{}")
+    runner = fresh_runner(registry, pusher, mount_root, tmp_path)
+
+    result = build(target, runner, registry)
+    assert result.built == ()
+    assert result.cached == ("runtime",)
+    assert result.pushed == ()
+    assert result.image_id == first.image_id
+    assert result.verification is not None and result.verification.passed
+    runtime = f"docker://{REPOSITORY}/unit-runtime:{first.units['runtime'].split('-', 1)[1]}"
+    assert pulled(runner) == [runtime, f"{runtime}.sbom", f"{runtime}.att"]
+    assert (sbom_dir / f"{sbom}.cdx.json").read_bytes() == document
+    assert runner.images[OUTPUT] == first.image_id
+    assert not any(name.startswith("registry.example") for name in runner.images)
+    assert not any("/unverified:" in name for name in runner.images)
+    assert not any(is_call("buildah", "run")(c) for c in runner.calls)
+    assert runner.left_behind() == (set(), set())
+
+
+def without(registry: FakeRegistry, kind: str) -> None:
+    for ref in [r for r in registry.held if f"/unit-{kind}:" in r]:
+        del registry.held[ref]
+
+
+def test_a_cached_rock_tree_means_the_builder_is_neither_pulled_nor_built(
+    warm_registry: tuple[FakeRegistry, FakeRunner, BuildResult],
+    mount_root: Path,
+    tmp_path: Path,
+    target: Target,
+) -> None:
+    registry, pusher, first = warm_registry
+    without(registry, "runtime")
+    runner = fresh_runner(registry, pusher, mount_root, tmp_path)
+
+    result = build(target, runner, registry)
+    assert result.cached == ("rock-tree",)
+    assert result.built == ("runtime",)
+    assert result.pushed == ("runtime",)  # the cache lacked it; nothing else is local here
+    assert [p for p in pulled(runner) if "/unit-" in p] == [
+        f"docker://{REPOSITORY}/unit-rock-tree:{first.units['rock-tree'].split('-', 2)[2]}"
+    ]
+    assert not any(is_call("buildah", "run")(c) for c in runner.calls)  # no builder setup
+    assert not any("/builder:" in name for name in runner.images)
+
+
+def test_a_cached_builder_is_pulled_when_only_it_is_there(
+    warm_registry: tuple[FakeRegistry, FakeRunner, BuildResult],
+    mount_root: Path,
+    tmp_path: Path,
+    target: Target,
+) -> None:
+    registry, pusher, _ = warm_registry
+    without(registry, "runtime")
+    without(registry, "rock-tree")
+    runner = fresh_runner(registry, pusher, mount_root, tmp_path)
+    result = build(target, runner, registry, push=False)
+    assert result.cached == ("builder",)
+    assert result.built == ("rock-tree", "runtime")
+    assert result.pushed == ()  # --no-cache-push
+    assert pushed(runner) == []
+
+
+def test_a_unit_labelled_as_another_is_ignored_with_a_warning(
+    warm_registry: tuple[FakeRegistry, FakeRunner, BuildResult],
+    mount_root: Path,
+    tmp_path: Path,
+    target: Target,
+) -> None:
+    registry, pusher, _ = warm_registry
+    without(registry, "runtime")
+    tree_ref = next(r for r in registry.held if "/unit-rock-tree:" in r)
+    image_id, labels = registry.held[tree_ref]
+    registry.held[tree_ref] = (image_id, {**labels, UNIT_NAME_LABEL: "rock-tree-0000"})
+    runner = fresh_runner(registry, pusher, mount_root, tmp_path)
+    lines: list[str] = []
+
+    result = build(target, runner, registry, log=lines.append)
+    warnings = [line for line in lines if line.startswith("WARNING")]
+    assert len(warnings) == 1 and tree_ref in warnings[0] and "ignored" in warnings[0], lines
+    assert result.cached == ("builder",)
+    assert "rock-tree" in result.built
+    assert tree_ref not in [p.removeprefix("docker://") for p in pulled(runner)]
+
+
+def test_an_unreachable_cache_is_one_warning_and_a_local_build(
+    target: Target,
+    mount_root: Path,
+) -> None:
+    registry = FakeRegistry(unreachable=True)
+    runner = make_runner(mount_root)
+    lines: list[str] = []
+    result = build(target, runner, registry, log=lines.append)
+    assert result.built == ("builder", "rock-tree", "runtime")
+    assert result.cached == result.pushed == ()
+    warnings = [line for line in lines if line.startswith("WARNING")]
+    assert warnings == [
+        "WARNING unit cache: looking up"
+        f" {REPOSITORY}/unit-runtime:{result.units['runtime'].split('-', 1)[1]} failed:"
+        " registry registry.example:5000 is unreachable (connection refused); going on"
+        " without the cache"
+    ]
+    assert len(registry.lookups) == 1  # asked once, then left alone
+    assert pushed(runner) == []
+
+
+def test_a_failed_verification_pushes_nothing(
+    target: Target,
+    mount_root: Path,
+) -> None:
+    registry = FakeRegistry()
+    runner = make_runner(mount_root)
+    with pytest.raises(Exception, match="failed verification"):
+        build(target, runner, registry, passed=False)
+    assert pushed(runner) == []
+
+
+def test_a_failed_push_is_a_warning_and_the_build_stands(
+    target: Target,
+    mount_root: Path,
+) -> None:
+    registry = FakeRegistry()
+    runner = make_runner(mount_root, fail_on=is_call("buildah", "push"))
+    lines: list[str] = []
+    result = build(target, runner, registry, log=lines.append)
+    assert runner.images[OUTPUT] == result.image_id
+    assert result.pushed == ()
+    assert len([line for line in lines if line.startswith("WARNING unit cache: pushing")]) == 1
+    assert len(pushed(runner)) == 1  # the first failure ends the pushing
+    assert runner.left_behind() == (set(), set())
