@@ -21,6 +21,7 @@ from qjson_tasks.config.load import list_targets, load_target
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import QjsonTasksError
 from qjson_tasks.host import labelmemo, locks, rootless
+from qjson_tasks.host.buildah import Buildah
 
 
 def current_plan(target: Target, tools: Tools) -> BuildPlan:
@@ -67,19 +68,24 @@ def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -
                 if tools.buildah.rmi_quietly(name):
                     removed.append(name)
     if everything:
-        for cache in cargo_caches():
+        for cache in cargo_caches(tools.buildah):
             shutil.rmtree(cache, ignore_errors=True)
             removed.append(str(cache))
-    labelmemo.forget_all_but(i.image_id for i in image_index(tools.buildah).values())
+    if tools.buildah.storage is None:  # the memo is of the default storage's images
+        labelmemo.forget_all_but(i.image_id for i in image_index(tools.buildah).values())
     return removed
 
 
-def cargo_caches() -> list[Path]:
+def cargo_caches(buildah: Buildah | None = None) -> list[Path]:
     """buildah's cache mounts of ours (cargo target directories and downloads): under
-    $TMPDIR, /var/tmp and the TMPDIR a rootless run gets inside `buildah unshare`."""
+    $TMPDIR, /var/tmp and the TMPDIR a rootless run gets inside `buildah unshare`; for a
+    facade on another storage (host/storage.py), under that storage's TMPDIR only, where
+    its buildah runs keep them."""
     places = {
         Path(os.environ.get("TMPDIR") or "/var/tmp"),
         Path("/var/tmp"),
         rootless.user_tmpdir(locks.real_uid()),
     }
+    if buildah is not None and buildah.storage is not None and buildah.storage.tmpdir:
+        places = {buildah.storage.tmpdir}
     return sorted({c for tmp in places for c in tmp.glob(f"buildah-cache*/{CACHE_PREFIX}*")})

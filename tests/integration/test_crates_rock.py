@@ -26,14 +26,16 @@ from qjson_tasks.app.build import run_build
 from qjson_tasks.app.lock import lock_target, vendor_target
 from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.app.tools import Tools
-from qjson_tasks.app.units import current_plan
+from qjson_tasks.app.units import cargo_caches, clean_units, current_plan
 from qjson_tasks.app.verify import run_verify
 from qjson_tasks.build.containerfile import render
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.config.load import load_target
 from qjson_tasks.config.lockfile import lock_path
 from qjson_tasks.config.model import Target
 from qjson_tasks.errors import QjsonTasksError, RockError, StepError
 from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.host.storage import temporary_storage
 from tests.fixtures.crate_registry import missing_crates
 from tests.fixtures.upstream import (
     ROCK,
@@ -328,3 +330,47 @@ def test_the_rendered_containerfile_builds_a_locked_git_rock_as_build_runtime_do
     theirs = prefix_of(buildah, ref, "git-containerfile", prefix)
     assert theirs == prefix_of(buildah, ours.image_ref, "git-pipeline", prefix)
     assert native_library(buildah, ref) == native_library(buildah, ours.image_ref)
+
+
+def test_the_git_rock_built_again_after_invoke_clean_all_is_the_same_image(
+    crates_built: str, fresh_upstream: Upstream, tools: Tools, buildah: Buildah, tmp_path: Path
+) -> None:
+    """Built, `clean --all` (what the task runs: every unit image and cargo cache goes),
+    built again: the same qjson.so bytes and the same runtime image ID.
+
+    In a temporary storage of its own: in the default one, clean --all would take every
+    other test's (and every other session's) units and caches away. Its buildah runs keep
+    their cache mounts under that storage's TMPDIR, so clean --all removes those only.
+    """
+    base = resolve_target("crates").config.runtime.base_image
+    caches_before = set(cargo_caches())
+    with temporary_storage(buildah, f"clean-all-{SUFFIX}") as other:
+        assert other.storage is not None
+        mine = Tools(buildah.runner, other)
+        builder = f"{TEST_REPOSITORY}/crates-builder-{SUFFIX}:latest"
+        buildah.push(base, other.storage.transport(base))
+        buildah.push(crates_built, other.storage.transport(builder))
+        target = mirror_target(tmp_path / "mirror", builder, fresh_upstream)
+        lock_target(target)
+        first = run_build(target, mine, verify=True)
+        assert set(first.built) == {"builder", "rock-tree", "runtime"}
+        library = native_library(other, first.image_id)
+
+        units = {unit.image for unit in current_plan(target, mine).units}
+        removed = clean_units(mine, everything=True)
+        assert units <= set(removed)
+        caches = [Path(name) for name in removed if name not in units]
+        assert caches, "clean --all removed no cargo cache"
+        assert all(other.storage.tmpdir in cache.parents for cache in caches)
+        left = {name for image in other.images() for name in image.names}
+        assert not {name for name in left if name.startswith(f"{UNIT_REPOSITORY}/")}
+        assert {base, builder} <= left
+
+        again = run_build(target, mine, verify=True)
+        assert set(again.built) == {"builder", "rock-tree", "runtime"}
+        again_library = native_library(other, again.image_id)
+        assert hashlib.sha256(again_library).hexdigest() == hashlib.sha256(library).hexdigest()
+        assert again.image_id == first.image_id
+    # Nothing of the default storage was touched.
+    assert buildah.image_id(crates_built)
+    assert caches_before <= set(cargo_caches())
