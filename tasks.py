@@ -129,6 +129,8 @@ def base_image(c, target=None, config=None, rebuild=False):
         "update_lock": "resolve the rocks again and rewrite config/NAME.lock before building",
         "vendor": "take every locked rock from this directory (made by `invoke vendor`)",
         "push": "then publish the verified image to REGISTRY/REPOSITORY[:TAG] (as `publish`)",
+        "platform": "build for these platforms (comma list: linux/amd64,linux/arm64) and tag a"
+        " manifest list of them (overrides output.platforms)",
         **{name: f"with --push: {text}" for name, text in {**REGISTRY_HELP, **PUSH_HELP}.items()},
     }
 )
@@ -153,6 +155,7 @@ def build_runtime(
     policy=None,
     digest_file=None,
     sign_by=None,
+    platform=None,
 ):
     """Build a target's Rust-free runtime image (builder stage + copied rock tree)."""
     listing = start_image_listing()
@@ -172,11 +175,22 @@ def build_runtime(
         from qjson_tasks.app.publish import push_request
 
         request = push_request(resolved, push, verify, tls_verify, *push_flags)
+    from qjson_tasks.build.platforms import target_platforms
+
+    platforms = target_platforms(resolved, platform)
     with run_tools(resolved, keep=keep_on_failure, listing=listing) as tools:
-        result = run_build(
-            resolved, tools, verify=verify, rebuild=rebuild, update_lock=update_lock, vendor=vendor
-        )
-        print(format_build_result(result), flush=True)
+        if platforms is not None:
+            from qjson_tasks.app.build import format_multi_result, run_platform_builds
+
+            multi = run_platform_builds(
+                resolved, tools, platforms, verify, rebuild, update_lock, vendor
+            )
+            print(format_multi_result(multi), flush=True)
+        else:
+            result = run_build(
+                resolved, tools, verify, rebuild, update_lock=update_lock, vendor=vendor
+            )
+            print(format_build_result(result), flush=True)
         if request is not None:
             from qjson_tasks.app.publish import format_publish_result, run_publish
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,10 +12,13 @@ from qjson_tasks.app.tools import Tools, log, session_for
 from qjson_tasks.app.verify import verify_digest
 from qjson_tasks.build.baseimage import build_base_image
 from qjson_tasks.build.pipeline import BuildOptions, BuildResult, build
+from qjson_tasks.config.lockfile import Lock
 from qjson_tasks.config.model import Target
+from qjson_tasks.config.platforms import Platform
 from qjson_tasks.errors import ConfigError
 
 if TYPE_CHECKING:
+    from qjson_tasks.build.manifest import TaggedList
     from qjson_tasks.verify.report import VerifyReport
 
 
@@ -49,6 +53,82 @@ def run_build(
     vendor: str | None = None,
 ) -> BuildResult:
     lock = lock_for_build(target, update_lock, vendor)
+    return _build_one(target, tools, verify, rebuild, lock, vendor)
+
+
+@dataclass(frozen=True)
+class MultiBuildResult:
+    """A multi-platform build: each platform's image, and the list the output tag names."""
+
+    image_ref: str
+    platforms: tuple[tuple[Platform, BuildResult], ...]
+    manifest: TaggedList | None  # None with --no-verify: the list is made of verified images
+
+
+def run_platform_builds(
+    target: Target,
+    tools: Tools,
+    platforms: tuple[Platform, ...],
+    verify: bool = True,
+    rebuild: bool = False,
+    update_lock: bool = False,
+    vendor: str | None = None,
+) -> MultiBuildResult:
+    """One image per platform, each built and verified as a target of its own (its own base,
+    builder and units), then the output tag moved to a manifest list of them all."""
+    from qjson_tasks.build.manifest import tag_manifest_list
+    from qjson_tasks.build.platforms import platform_view
+    from qjson_tasks.host.emulation import require_emulation
+
+    require_emulation(platforms)
+    lock = lock_for_build(target, update_lock, vendor)
+    results = []
+    for platform in platforms:
+        log(f"==> platform {platform}")
+        view = platform_view(target, platform)
+        results.append((platform, _build_one(view.target, tools, verify, rebuild, lock, vendor)))
+    manifest = None
+    if verify:
+        log("==> manifest list")
+        manifest = tag_manifest_list(
+            tools.buildah,
+            log,
+            target.config.output.reference,
+            [(platform, result.image_id) for platform, result in results],
+            target=target.name,
+            run_id=tools.session_run_id(),
+        )
+    return MultiBuildResult(target.config.output.reference, tuple(results), manifest)
+
+
+def format_multi_result(result: MultiBuildResult) -> str:
+    lines = []
+    for platform, each in result.platforms:
+        lines.append(f"{platform}:")
+        lines += [f"  {line}" for line in format_build_result(each).splitlines()]
+    listed = result.manifest
+    if listed is None:
+        lines.append(
+            f"{result.image_ref} not changed: with --no-verify the per-platform images are"
+            " tagged, but no manifest list is made"
+        )
+    else:
+        state = "tagged" if listed.changed else "up to date"
+        names = ", ".join(entry.platform for entry in listed.entries)
+        lines.append(
+            f"manifest list {listed.ref} ({listed.list_id[:12]}), {state}: {names}, each verified"
+        )
+    return "\n".join(lines)
+
+
+def _build_one(
+    target: Target,
+    tools: Tools,
+    verify: bool,
+    rebuild: bool,
+    lock: Lock | None,
+    vendor: str | None,
+) -> BuildResult:
     session = session_for(target, tools)
 
     def verifier(image_id: str) -> VerifyReport:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from qjson_tasks.build.names import container_name
 from qjson_tasks.config.model import Bootstrap
+from qjson_tasks.config.platforms import Platform
 from qjson_tasks.errors import ConfigError
 from qjson_tasks.host.buildah import Buildah
 from qjson_tasks.host.runner import Runner
@@ -41,9 +42,15 @@ def detect_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str | None:
     return None
 
 
-def debootstrap_command(bootstrap: Bootstrap, root: Path, mirror: str) -> list[str]:
+def debootstrap_command(
+    bootstrap: Bootstrap, root: Path, mirror: str, platform: Platform | None = None
+) -> list[str]:
+    """debootstrap's argv; for a platform, its Debian architecture (`--arch=arm64`), whose
+    programs the second stage runs under emulation when it is not the host's."""
+    arch = [f"--arch={platform.debian}"] if platform is not None else []
     return [
         "debootstrap",
+        *arch,
         "--variant=minbase",
         f"--include={','.join(bootstrap.packages)}",
         bootstrap.suite,
@@ -53,9 +60,16 @@ def debootstrap_command(bootstrap: Bootstrap, root: Path, mirror: str) -> list[s
 
 
 def build_base_image(
-    buildah: Buildah, runner: Runner, bootstrap: Bootstrap, ref: str, where: str, run_id: str
+    buildah: Buildah,
+    runner: Runner,
+    bootstrap: Bootstrap,
+    ref: str,
+    where: str,
+    run_id: str,
+    platform: Platform | None = None,
 ) -> str:
-    """Create `ref` from Debian packages in a container of run run_id; returns the image ID."""
+    """Create `ref` from Debian packages in a container of run run_id; returns the image ID.
+    For a platform, its packages, and the image config says its os and architecture."""
     mirror = bootstrap.mirror or detect_mirror()
     if not mirror:
         raise ConfigError(
@@ -64,7 +78,7 @@ def build_base_image(
         )
     with buildah.container("scratch", container_name(run_id, "base"), scratch=True) as ctr:
         with buildah.mounted(ctr) as root:
-            runner.run(debootstrap_command(bootstrap, root, mirror), stream=True)
+            runner.run(debootstrap_command(bootstrap, root, mirror, platform), stream=True)
         buildah.run(ctr, ["apt-get", "clean"])
         if bootstrap.user:
             buildah.run(
@@ -86,4 +100,8 @@ def build_base_image(
             env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
             cmd="luajit -v",
         )
+        if platform is not None:
+            buildah.config(
+                ctr, os=platform.os, arch=platform.architecture, variant=platform.variant
+            )
         return buildah.commit(ctr, ref, timestamp=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from qjson_tasks.build.baseimage import build_base_image
 from qjson_tasks.build.plan import ImageFacts, Unit
 from qjson_tasks.build.session import Session
+from qjson_tasks.config.platforms import Platform
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host import labelmemo, locks
 from qjson_tasks.host.buildah import Buildah
@@ -41,7 +42,7 @@ def ensure_image(session: Session, ref: str, index: ImageIndex) -> ImageFacts:
         facts = image_facts(buildah, ref)  # another run may have made it while we waited
         if facts:
             return facts
-        runtime = session.target.config.runtime
+        runtime, platform = session.target.config.runtime, session.target.platform
         if runtime.bootstrap is not None and ref == runtime.base_image:
             log(f"    {ref} is missing: making it from Debian packages (debootstrap)")
             build_base_image(
@@ -51,14 +52,48 @@ def ensure_image(session: Session, ref: str, index: ImageIndex) -> ImageFacts:
                 ref,
                 str(session.target.path),
                 session.run_id,
+                platform,
             )
+        elif platform is not None:
+            from qjson_tasks.build.platforms import origin_ref
+
+            log(f"    {ref} is missing: pulling it for {platform}")
+            pull_for_platform(buildah, origin_ref(ref, platform), ref, platform.text)
         else:
             log(f"    {ref} is missing: pulling it")
             buildah.pull(ref)
         facts = image_facts(buildah, ref)
     if facts is None:
         raise ToolError(f"{ref} is still not a local image after making or pulling it")
+    if platform is not None:
+        check_architecture(buildah, ref, platform)
     return facts
+
+
+def pull_for_platform(buildah: Buildah, source: str, local: str, platform: str) -> str:
+    """Pull source's image for platform and name it local. buildah names what it pulled
+    `source`, so the name source had (another platform's image, or none) is put back."""
+    before = buildah.image_id(source)
+    image_id = buildah.pull(source, platform=platform)
+    buildah.tag(image_id, local)
+    if local != source:
+        if before and before != image_id:
+            buildah.tag(before, source)
+        elif not before and "@" not in source:
+            buildah.rmi_quietly(source)  # the image keeps its local name
+    return image_id
+
+
+def check_architecture(buildah: Buildah, ref: str, platform: Platform) -> None:
+    """A platform's base or builder must be an image of that platform."""
+    info = buildah.inspect_image(ref)
+    if info is None or not info.architecture:
+        return
+    if (info.os, info.architecture) != (platform.os, platform.architecture):
+        raise ToolError(
+            f"{ref} is a {info.os}/{info.architecture} image, not {platform}: remove it"
+            f" (`buildah rmi {ref}`) so that it is made or pulled for {platform}"
+        )
 
 
 def discard_if_unnamed(buildah: Buildah, image_id: str | None) -> bool:

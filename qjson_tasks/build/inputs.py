@@ -34,4 +34,5 @@ def plan_inputs(
         check_local_rocks(target, facts, lock)
     # With a lock every rock comes from the vendored files: no server is used.
     servers = server_digest(target) if lock is None else ""
-    return PlanInputs(base, builder, facts, servers, verify_digest, lock)
+    platform = target.platform.text if target.platform else ""
+    return PlanInputs(base, builder, facts, servers, verify_digest, lock, platform)

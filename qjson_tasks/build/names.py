@@ -10,6 +10,9 @@ from __future__ import annotations
 UNIT_REPOSITORY = "localhost/qjson-tasks/unit"
 CONTAINER_PREFIX = "qjt-"
 TEMPORARY_PREFIX = f"{UNIT_REPOSITORY}/unverified:"
+# A multi-platform build's manifest list until it gets the output tag; removed with
+# `buildah manifest rm`, never `rmi` (which would remove an image the list holds).
+TEMPORARY_LIST_PREFIX = f"{UNIT_REPOSITORY}/unverified-list:"
 
 
 def container_name(run_id: str, *words: str) -> str:
@@ -20,6 +23,15 @@ def container_name(run_id: str, *words: str) -> str:
 def temporary_image(target: str, run_id: str) -> str:
     """The runtime image's name until it is verified and tagged."""
     return f"{TEMPORARY_PREFIX}{target}-{run_id}"
+
+
+def temporary_list(target: str, run_id: str) -> str:
+    """A multi-platform build's manifest list until every platform is verified."""
+    return f"{TEMPORARY_LIST_PREFIX}{target}-{run_id}"
+
+
+def is_temporary_list(name: str) -> bool:
+    return name.startswith(TEMPORARY_LIST_PREFIX)
 
 
 def _carries(name: str, prefix: str, run_id: str) -> bool:
@@ -35,5 +47,5 @@ def is_run_container(name: str, run_id: str) -> bool:
 
 
 def is_run_image(name: str, run_id: str) -> bool:
-    """Whether an image name is run_id's temporary image (by temporary_image)."""
-    return _carries(name, TEMPORARY_PREFIX, run_id)
+    """Whether an image name is run_id's temporary image or list (temporary_image, _list)."""
+    return _carries(name, TEMPORARY_PREFIX, run_id) or _carries(name, TEMPORARY_LIST_PREFIX, run_id)

@@ -68,6 +68,7 @@ class PlanInputs:
     server_digest: str = ""
     verify_digest: str = ""
     lock: Lock | None = None
+    platform: str = ""  # `linux/arm64` for a platform's build (see build/platforms.py)
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,12 @@ def _rock_inputs(rock: Rock, facts: RockFacts) -> dict[str, object]:
     }
 
 
+def _platform_input(inputs: PlanInputs) -> dict[str, object]:
+    """A platform chosen in the config or by --platform is every unit's input; absent for a
+    target that builds for the host alone, so its hashes stay what they were."""
+    return {"platform": inputs.platform} if inputs.platform else {}
+
+
 def _image_inputs(facts: ImageFacts | None, ref: str) -> dict[str, object]:
     return {"ref": ref, "id": facts.image_id if facts else None}
 
@@ -272,6 +279,7 @@ def _rock_tree_unit(
             "install": [shlex.join(step.argv) for step in steps],
             "env": shown_env(config.builder.env),
             "tree": config.staging.tree,
+            **_platform_input(inputs),
         },
         (builder,),
     )
@@ -300,6 +308,7 @@ def _runtime_unit(
             "labels": labels,
             "timestamp": timestamp,
             "verify": verify,
+            **_platform_input(inputs),
         },
         (rock_tree,),
     )
@@ -312,6 +321,7 @@ def _builder_unit(config: TargetConfig, inputs: PlanInputs, setup_env: Mapping[s
             "image": _image_inputs(inputs.builder, config.builder.image),
             "setup": [shlex.join(argv) for argv in builder_setup_commands(config)],
             "setup_env": dict(setup_env),
+            **_platform_input(inputs),
         },
     )
 

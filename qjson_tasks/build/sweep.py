@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qjson_tasks.build.names import is_run_container, is_run_image
+from qjson_tasks.build.names import is_run_container, is_run_image, is_temporary_list
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host import runs
 from qjson_tasks.host.buildah import Buildah
@@ -70,7 +70,11 @@ def remove_leftovers(buildah: Buildah, found: Leftovers, mounted: set[str]) -> L
         if buildah.rm_quietly(name):
             containers.append(name)
     # By name: an image that also got the output tag before the kill keeps it.
-    images = tuple(name for name in found.images if buildah.rmi_quietly(name))
+    images = tuple(
+        name
+        for name in found.images
+        if (buildah.manifest_rm_quietly if is_temporary_list(name) else buildah.rmi_quietly)(name)
+    )
     storages = []
     # A run's temporary storage uses the default storage's driver.
     driver = buildah.storage_driver() if found.storages else ""

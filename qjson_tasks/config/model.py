@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from qjson_tasks.config.platforms import Platform, check_platforms, parse_platform
 from qjson_tasks.config.sources import (
     DEFAULT_SOURCE,
     RockSource,
@@ -89,6 +90,10 @@ def _mirror(value: str) -> str:
     if not re.fullmatch(r"https?://\S+", value):
         raise ValueError(f"{value!r} is not a Debian mirror: use an http:// or https:// URL")
     return value
+
+
+def _platform(value: str) -> str:
+    return parse_platform(value).text
 
 
 def _env(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -268,6 +273,17 @@ class Output(_Model):
         default=None,
         ge=0,
         description="image timestamp (seconds); default: the base image's creation time",
+    )
+    platforms: (
+        Annotated[
+            tuple[Annotated[str, AfterValidator(_platform)], ...],
+            AfterValidator(check_platforms),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="build one image per platform (os/arch, e.g. linux/amd64, linux/arm64)"
+        " and tag a manifest list of them; default: one image for the host's platform",
     )
 
     @property
@@ -478,3 +494,6 @@ class Target:
     name: str
     path: Path
     config: TargetConfig
+    # Set on the per-platform views of a multi-platform build (see build/platforms.py);
+    # None: the host's platform, as a target without output.platforms builds.
+    platform: Platform | None = None

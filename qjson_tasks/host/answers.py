@@ -40,6 +40,9 @@ class ImageInfo:
     config: Mapping[str, Any] = field(default_factory=dict)  # the OCI config: User, Env, ...
     layers: tuple[tuple[str, int], ...] = ()  # (digest, size) of the manifest's layers
     diff_ids: tuple[str, ...] = ()
+    os: str = ""
+    architecture: str = ""
+    variant: str = ""
 
     @property
     def env(self) -> dict[str, str]:
@@ -67,6 +70,9 @@ class ImageInfo:
                 (str(layer["digest"]), int(layer["size"])) for layer in manifest.get("layers", [])
             ),
             diff_ids=tuple((oci.get("rootfs") or {}).get("diff_ids") or ()),
+            os=str(oci.get("os") or ""),
+            architecture=str(oci.get("architecture") or ""),
+            variant=str(oci.get("variant") or ""),
         )
 
 
@@ -126,3 +132,29 @@ class MountedContainer:
             cls(name=str(entry.get("container", "")), mount_point=str(entry.get("mountPoint", "")))
             for entry in entries
         ]
+
+
+@dataclass(frozen=True, order=True)
+class ListEntry:
+    """One image of a manifest list: its manifest digest and platform."""
+
+    digest: str
+    platform: str  # os/architecture[/variant]
+
+
+@dataclass(frozen=True)
+class ManifestList:
+    """`buildah manifest inspect` of a local list."""
+
+    entries: tuple[ListEntry, ...]
+
+    @classmethod
+    def from_inspect(cls, text: str) -> ManifestList:
+        document = json.loads(text or "{}")
+        entries = []
+        for entry in document.get("manifests") or ():
+            platform = entry.get("platform") or {}
+            parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
+            text = "/".join(str(part) for part in parts if part)
+            entries.append(ListEntry(str(entry.get("digest", "")), text))
+        return cls(tuple(entries))

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from qjson_tasks.errors import ToolError, ToolMissingError
-from qjson_tasks.host.answers import ContainerInfo, ImageInfo, ListedImage, MountedContainer
+from qjson_tasks.host.answers import (
+    ContainerInfo,
+    ImageInfo,
+    ListedImage,
+    ManifestList,
+    MountedContainer,
+)
 from qjson_tasks.host.registry import RemoteAccess
 from qjson_tasks.host.runner import Background, Runner, ShRunner
 from qjson_tasks.host.storage import Storage
@@ -102,8 +108,10 @@ class Buildah:
         info = self.inspect_image(ref)
         return info.image_id if info else None
 
-    def pull(self, ref: str) -> str:
-        return self._run("pull", "--quiet", ref, stream=True).strip().splitlines()[-1]
+    def pull(self, ref: str, platform: str | None = None) -> str:
+        """Pull ref (for platform `os/arch[/variant]`: that entry of its list); its ID."""
+        extra = ("--platform", platform) if platform else ()
+        return self._run("pull", "--quiet", *extra, ref, stream=True).strip().splitlines()[-1]
 
     def push(
         self,
@@ -167,6 +175,57 @@ class Buildah:
     def version(self) -> str:
         """`buildah version 1.28.2`, without the commit and Go version."""
         return self._run("--version").split(" (")[0].strip()
+
+    # --- manifest lists -----------------------------------------------------------------
+    def manifest_create(self, name: str) -> str:
+        """An empty manifest list named name; its ID."""
+        lines = self._run("manifest", "create", name).strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def manifest_add(
+        self, name: str, image_id: str, *, os: str, arch: str, variant: str = ""
+    ) -> None:
+        """Add a local image (by ID) to the list, recording its os/arch/variant."""
+        args = ["manifest", "add", "--os", os, "--arch", arch]
+        if variant:
+            args += ["--variant", variant]
+        self._run(*args, name, f"containers-storage:{image_id}")
+
+    def manifest_inspect(self, name: str) -> ManifestList | None:
+        """A local list's entries; None when name is a plain image. Only ask for a name that
+        is local: for any other, buildah 1.28 asks the registry the name points at."""
+        try:
+            return ManifestList.from_inspect(self._run("manifest", "inspect", name))
+        except ToolMissingError:
+            raise
+        except ToolError as exc:
+            if "not a list type" in str(exc) or "image not known" in str(exc):
+                return None
+            raise
+
+    def manifest_rm(self, name: str) -> None:
+        """Remove a list's name (by ID: the list). Never `rmi` a list: buildah 1.28 resolves
+        it to an image it holds and removes that image."""
+        self._run("manifest", "rm", name)
+
+    def manifest_push(
+        self,
+        name: str,
+        destination: str,
+        access: RemoteAccess | None = None,
+        *,
+        digestfile: Path | None = None,
+        sign_by: str | None = None,
+        tmpdir: Path | None = None,
+    ) -> None:
+        """`manifest push --all`: the list and every image it names."""
+        access = access or RemoteAccess()
+        args = ["manifest", "push", "--all", "--quiet", *access.buildah_args()]
+        if digestfile is not None:
+            args += ["--digestfile", str(digestfile)]
+        if sign_by:
+            args += ["--sign-by", sign_by]
+        self._run(*args, name, destination, options=access.buildah_globals(), tmpdir=tmpdir)
 
     # --- containers ---------------------------------------------------------------------
     def from_image(self, image: str, name: str) -> str:
@@ -241,6 +300,9 @@ class Buildah:
         workdir: str | None = None,
         env: Mapping[str, str] | None = None,
         cmd: str | None = None,
+        os: str | None = None,
+        arch: str | None = None,
+        variant: str | None = None,
     ) -> None:
         args = ["config"]
         for key, value in (labels or {}).items():
@@ -253,6 +315,12 @@ class Buildah:
             args += ["--workingdir", workdir]
         if cmd is not None:
             args += ["--cmd", cmd]
+        if os:
+            args += ["--os", os]
+        if arch:
+            args += ["--arch", arch]
+        if variant:
+            args += ["--variant", variant]
         if len(args) > 1:
             self._run(*args, container)
 
@@ -310,6 +378,9 @@ class Buildah:
 
     def rmi_quietly(self, ref: str) -> bool:
         return self._quietly(self.rmi, ref)
+
+    def manifest_rm_quietly(self, name: str) -> bool:
+        return self._quietly(self.manifest_rm, name)
 
     def rm_quietly(self, container: str) -> bool:
         return self._quietly(self.rm, container)

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from qjson_tasks.config.model import Target
+from qjson_tasks.config.platforms import by_architecture
 from qjson_tasks.host.answers import ImageInfo
 from qjson_tasks.verify import rock_files
 from qjson_tasks.verify.report import CheckResult
@@ -19,6 +20,19 @@ RUST_EXECUTABLES = frozenset({"cargo", "rustc", "rustup", "rustdoc", "rust-gdb",
 RUST_HOMES = frozenset({".cargo", ".rustup"})
 CREDENTIAL_FILES = frozenset({".netrc", ".git-credentials"})
 CONTRACT_FIELDS = ("User", "Entrypoint", "Cmd", "WorkingDir", "Env", "ExposedPorts")
+# Every check verify_image runs, in its report's order (a target's own smoke scripts add
+# `smoke NAME`, [verify.gateway] adds `gateway`); the planted-fault tests read it.
+CHECKS = (
+    "no-rust",
+    "artifacts",
+    "rocks",
+    "native-libs",
+    "arch",
+    "hygiene",
+    "sbom",
+    "contract",
+    "smoke",
+)
 # Pseudo filesystems are empty in an image; skip them if a runtime ever populates them.
 SKIP_DIRS = frozenset({"proc", "sys", "dev"})
 
@@ -135,16 +149,20 @@ def check_rocks(root: Path, prefix: PurePosixPath, target: Target) -> CheckResul
     return CheckResult("rocks", not findings, detail, tuple(findings))
 
 
-def check_native_libraries(root: Path, rocks: Sequence[Any]) -> CheckResult:
-    # pyelftools loads slowly; only this check needs it.
+def check_native_libraries(
+    root: Path, rocks: Sequence[Any], image: ImageInfo | None = None
+) -> CheckResult:
+    # pyelftools loads slowly; only this check and `arch` need it.
     from qjson_tasks.verify import elf as elf_check
 
     libraries = [
         f.tree_path for rock in rocks for f in rock.files if f.tree_path.name.endswith(".so")
     ]
+    platform = by_architecture(image.architecture) if image is not None else None
+    machine = (platform.elf_machine, platform.elf_class) if platform else None
     findings = []
     for library in libraries:
-        findings += elf_check.check_library(root, library)
+        findings += elf_check.check_library(root, library, machine)
     libc = elf_check.detect_libc(root)
     if not libraries:
         findings.append("the rocks install no native library")
@@ -155,6 +173,45 @@ def check_native_libraries(root: Path, rocks: Sequence[Any]) -> CheckResult:
         else "; ".join(findings[:3])
     )
     return CheckResult("native-libs", not findings, detail, tuple(findings))
+
+
+def check_arch(
+    root: Path, added: Sequence[tuple[PurePosixPath, os.stat_result]], image: ImageInfo
+) -> CheckResult:
+    """Every ELF file the image added over its base is built for the image's architecture
+    (e_machine and class against the config's Architecture): an amd64 qjson.so copied into
+    an arm64 image loads nowhere."""
+    from qjson_tasks.errors import VerificationError
+    from qjson_tasks.verify.elf import describe_machine, read_elf
+
+    arch = f"{image.os or '?'}/{image.architecture or '?'}"
+    platform = by_architecture(image.architecture)
+    if platform is None or not platform.elf_machine:
+        detail = f"the image config's architecture {arch} is not one this check knows"
+        return CheckResult("arch", False, detail, (detail,))
+    wanted = describe_machine(platform.elf_machine, platform.elf_class)
+    findings = []
+    count = 0
+    for path, info in added:
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        try:
+            elf = read_elf(root / str(path).lstrip("/"))
+        except (OSError, VerificationError) as exc:
+            findings.append(f"{path}: unreadable ELF file ({exc})")
+            continue
+        if elf is None:
+            continue
+        count += 1
+        if (elf.machine, elf.elf_class) != (platform.elf_machine, platform.elf_class):
+            found = describe_machine(elf.machine, elf.elf_class)
+            findings.append(f"{path} is {found}, the image is {arch} ({wanted})")
+    detail = (
+        f"{count} ELF files added, all {wanted} as the image's {arch}"
+        if not findings
+        else "; ".join(findings[:3])
+    )
+    return CheckResult("arch", not findings, detail, tuple(findings))
 
 
 def added_entries(

@@ -342,8 +342,29 @@ def _glibc_too_old(
     )
 
 
-def check_library(root: Path, lib_path: str | PurePosixPath) -> list[str]:
-    """Why the image's library at `lib_path` would fail to load there (empty if fine)."""
+MACHINE_NAMES = {
+    "EM_X86_64": "x86-64",
+    "EM_AARCH64": "AArch64",
+    "EM_ARM": "ARM",
+    "EM_386": "Intel 80386",
+    "EM_PPC64": "PowerPC64",
+    "EM_S390": "S/390",
+}
+
+
+def describe_machine(machine: str, elf_class: int) -> str:
+    """`AArch64, 64-bit` for e_machine EM_AARCH64 and ELFCLASS64."""
+    return f"{MACHINE_NAMES.get(machine, machine)}, {elf_class}-bit"
+
+
+def check_library(
+    root: Path, lib_path: str | PurePosixPath, machine: tuple[str, int] | None = None
+) -> list[str]:
+    """Why the image's library at `lib_path` would fail to load there (empty if fine).
+
+    A library of another machine than `machine` (e_machine, class) is left to the `arch`
+    check: its needed libraries are the image's own architecture's, so it would otherwise
+    be reported a second time, as needing libraries the image lacks."""
     lib = PurePosixPath(lib_path)
     host = resolve_in_root(root, lib)
     if host is None or not host.is_file():
@@ -351,6 +372,8 @@ def check_library(root: Path, lib_path: str | PurePosixPath) -> list[str]:
     info = read_elf(host)
     if info is None:
         return [f"{lib}: not an ELF file"]
+    if machine is not None and (info.machine, info.elf_class) != machine:
+        return []
     libc = detect_libc(root)
     resolved = resolve_needed(root, lib, info, library_dirs(root))
     problems = []

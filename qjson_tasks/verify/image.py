@@ -19,6 +19,7 @@ from qjson_tasks.host.buildah import Buildah
 from qjson_tasks.verify import rock_files
 from qjson_tasks.verify.checks import (
     added_entries,
+    check_arch,
     check_artifacts,
     check_contract,
     check_hygiene,
@@ -54,17 +55,20 @@ def verify_image(image: str, target: Target, buildah: Buildah, run_id: str) -> V
             check_no_rust(entries, info.env),
             check_artifacts(root, prefix, config.artifacts, rocks),
             check_rocks(root, prefix, target),
-            check_native_libraries(root, rocks),
+            check_native_libraries(root, rocks, info),
         ]
         if base_info is not None:
             base_name = container_name(run_id, "verify", "base")
             base_ctr = scope.enter_context(buildah.container(base_ref, base_name))
             base_root = scope.enter_context(buildah.mounted(base_ctr))
             added = added_entries(entries, base_root)
+            checks.append(check_arch(root, added, info))
             checks.append(check_hygiene(added))
             checks.append(check_sbom(labels, root, added))
         else:
             under_prefix = [e for e in entries if prefix in e[0].parents]
+            arch = check_arch(root, under_prefix, info)
+            checks.append(replace(arch, detail=f"base not local, under {prefix}: {arch.detail}"))
             hygiene = check_hygiene(under_prefix)
             detail = f"base not local, checked {len(under_prefix)} paths under {prefix}: "
             checks.append(replace(hygiene, detail=detail + hygiene.detail))

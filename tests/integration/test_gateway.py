@@ -24,22 +24,13 @@ from qjson_tasks.build.pipeline import BuildResult
 from qjson_tasks.config.model import Target
 from qjson_tasks.host import loopback
 from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.verify.checks import CHECKS as VERIFY_CHECKS
 from qjson_tasks.verify.nginx_conf import RUN_DIR
 from qjson_tasks.verify.report import VerifyReport
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import OURS, SUFFIX, derive_image
 
-CHECKS = (
-    "no-rust",
-    "artifacts",
-    "rocks",
-    "native-libs",
-    "hygiene",
-    "sbom",
-    "contract",
-    "smoke",
-    "gateway",
-)
+CHECKS = (*VERIFY_CHECKS, "gateway")
 NGINX = "/usr/sbin/nginx"
 QJSON_SO = "/usr/local/lib/lua/5.1/qjson.so"
 ANSWER = "model=gpt-4o n=42 user=ada"

@@ -29,20 +29,11 @@ from qjson_tasks.app.verify import run_verify, write_json_report
 from qjson_tasks.build.pipeline import BuildResult
 from qjson_tasks.config.model import Target
 from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.verify.checks import CHECKS
 from qjson_tasks.verify.elf import read_elf
 from qjson_tasks.verify.report import VerifyReport
 from qjson_tasks.verify.smoke import default_smoke_script
 
-CHECKS = (
-    "no-rust",
-    "artifacts",
-    "rocks",
-    "native-libs",
-    "hygiene",
-    "sbom",
-    "contract",
-    "smoke",
-)
 NOT = "was added over the base but is not in the SBOM"
 GONE = "is in the SBOM but the image did not add it"
 
