@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from qjson_tasks.app.schema import generated_files
 from qjson_tasks.app.tools import CONFIG_DIR, PROJECT_DIR
-from qjson_tasks.config.load import list_targets
+from qjson_tasks.config.load import list_targets, load_target
 from qjson_tasks.config.model import TargetConfig
 from qjson_tasks.config.reference import (
     SCHEMA_FILE,
@@ -112,6 +112,7 @@ def test_every_shipped_target_names_the_schema_and_passes_it(path: Path) -> None
     assert text.splitlines()[0] == SCHEMA_LINE
     assert (path.parent / SCHEMA_LINE.split(" ", 1)[1]).resolve() == PROJECT_DIR / SCHEMA_FILE
     assert _errors(tomllib.loads(text)) == []
+    assert load_target(path).name == path.stem  # the directive is a comment to the loader
 
 
 def _apisix() -> dict[str, Any]:
