@@ -32,6 +32,7 @@ REGISTRY_HELP = {
     " (default: buildah's)",
     "policy": "a containers-policy.json the pulled image must satisfy (e.g. signedBy a key)",
 }
+CACHE_FLAGS = ("tls_verify", "authfile")  # of REGISTRY_HELP: a unit cache takes these too
 PUSH_HELP = {
     "digest_file": "write the pushed manifest digest here once the remote check passed",
     "sign_by": "sign the pushed image with this GPG key (fingerprint; simple signing)",
@@ -116,7 +117,9 @@ def base_image(c, target=None, config=None, rebuild=False):
     print(f"{resolved.config.runtime.base_image} {image_id}")
 
 
+# More flags than letters: invoke's automatic short flags would give --cache-repo '-'.
 @task(
+    auto_shortflags=False,
     help={
         "target": TARGET_HELP,
         "config": CONFIG_HELP,
@@ -131,8 +134,13 @@ def base_image(c, target=None, config=None, rebuild=False):
         "push": "then publish the verified image to REGISTRY/REPOSITORY[:TAG] (as `publish`)",
         "platform": "build for these platforms (comma list: linux/amd64,linux/arm64) and tag a"
         " manifest list of them (overrides output.platforms)",
+        "cache_repo": "the unit cache for this run: REGISTRY/NAMESPACE (overrides"
+        " cache.repository)",
+        "cache_push": "push the units built to the unit cache (default: cache.push);"
+        " --no-cache-push only reads it",
         **{name: f"with --push: {text}" for name, text in {**REGISTRY_HELP, **PUSH_HELP}.items()},
-    }
+        **{name: f"with --push or a unit cache: {REGISTRY_HELP[name]}" for name in CACHE_FLAGS},
+    },
 )
 @cli(needs_mount=True)
 def build_runtime(
@@ -156,6 +164,8 @@ def build_runtime(
     digest_file=None,
     sign_by=None,
     platform=None,
+    cache_repo=None,
+    cache_push=True,
 ):
     """Build a target's Rust-free runtime image (builder stage + copied rock tree)."""
     listing = start_image_listing()
@@ -167,14 +177,15 @@ def build_runtime(
     from qjson_tasks.app.tools import run_tools
     from qjson_tasks.config.load import Overrides
 
-    overrides = Overrides(base_image, builder_image, tag, rock_source)
+    no_push = None if cache_push else False
+    overrides = Overrides(base_image, builder_image, tag, rock_source, cache_repo, no_push)
     resolved = resolve_target(target, config, overrides)
     push_flags = (authfile, registries_d, policy, digest_file, sign_by)
-    request = None
+    request, registry = None, None
     if push is not None or not tls_verify or any(flag is not None for flag in push_flags):
-        from qjson_tasks.app.publish import push_request
+        from qjson_tasks.app.publish import registry_flags
 
-        request = push_request(resolved, push, verify, tls_verify, *push_flags)
+        request, registry = registry_flags(resolved, push, verify, tls_verify, *push_flags)
     from qjson_tasks.build.platforms import target_platforms
 
     platforms = target_platforms(resolved, platform)
@@ -188,7 +199,7 @@ def build_runtime(
             print(format_multi_result(multi), flush=True)
         else:
             result = run_build(
-                resolved, tools, verify, rebuild, update_lock=update_lock, vendor=vendor
+                resolved, tools, verify, rebuild, update_lock, vendor, registry=registry
             )
             print(format_build_result(result), flush=True)
         if request is not None:
@@ -237,15 +248,23 @@ def vendor(c, directory, target=None, config=None, builder_image=None, rock_sour
         print(f"{directory}/{name}")
 
 
-@task(help={"target": TARGET_HELP, "config": CONFIG_HELP})
+@task(
+    help={
+        "target": TARGET_HELP,
+        "config": CONFIG_HELP,
+        "cache_repo": "also look up missing units in this unit cache: REGISTRY/NAMESPACE"
+        " (overrides cache.repository)",
+    }
+)
 @cli()
-def plan(c, target=None, config=None):
+def plan(c, target=None, config=None, cache_repo=None):
     """Print the build units (name-hash, inputs, dependencies, status) as TOML; runs nothing."""
     from qjson_tasks.app.targets import resolve_target
     from qjson_tasks.app.tools import make_tools
     from qjson_tasks.app.units import plan_toml
+    from qjson_tasks.config.load import Overrides
 
-    resolved = resolve_target(target, config)
+    resolved = resolve_target(target, config, Overrides(cache_repo=cache_repo))
     print(plan_toml(resolved, make_tools(resolved)), end="")
 
 

@@ -19,6 +19,8 @@ from qjson_tasks.errors import ConfigError
 
 if TYPE_CHECKING:
     from qjson_tasks.build.manifest import TaggedList
+    from qjson_tasks.build.unitcache import UnitCache
+    from qjson_tasks.host.registry import RemoteAccess
     from qjson_tasks.verify.report import VerifyReport
 
 
@@ -51,9 +53,11 @@ def run_build(
     rebuild: bool = False,
     update_lock: bool = False,
     vendor: str | None = None,
+    registry: RemoteAccess | None = None,
 ) -> BuildResult:
+    """registry: the run's registry flags, for the unit cache (and the push, if any)."""
     lock = lock_for_build(target, update_lock, vendor)
-    return _build_one(target, tools, verify, rebuild, lock, vendor)
+    return _build_one(target, tools, verify, rebuild, lock, vendor, registry)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ def _build_one(
     rebuild: bool,
     lock: Lock | None,
     vendor: str | None,
+    registry: RemoteAccess | None = None,
 ) -> BuildResult:
     session = session_for(target, tools)
 
@@ -145,8 +150,19 @@ def _build_one(
         warnings=floating_warnings(target),
         lock=lock,
         vendor=Path(vendor) if vendor else None,
+        cache=unit_cache(target, tools, registry),
     )
     return build(session, options)
+
+
+def unit_cache(target: Target, tools: Tools, registry: RemoteAccess | None) -> UnitCache | None:
+    """The target's registry cache of units ([cache], --cache-repo), if it has one."""
+    if target.config.cache is None:
+        return None
+    from qjson_tasks.build.unitcache import UnitCache
+    from qjson_tasks.host.skopeo import Skopeo
+
+    return UnitCache.from_config(target.config.cache, registry, Skopeo(tools.runner), log)
 
 
 def format_build_result(result: BuildResult) -> str:
@@ -157,11 +173,17 @@ def format_build_result(result: BuildResult) -> str:
     else:
         verified = "up to date (verified when it was built)"
     built = ", ".join(result.built) or "nothing"
+    cache = ""
+    if result.cached:
+        cache += f"  from the unit cache: {', '.join(result.cached)}\n"
+    if result.pushed:
+        cache += f"  pushed to the unit cache: {', '.join(result.pushed)}\n"
     return (
         f"built {result.image_ref} ({result.image_id[:12]}), {verified}\n"
         f"  rock version: {result.rock_version}\n"
         f"  added over the base: {result.files_added} files, {result.bytes_added} bytes\n"
         f"  units: {' '.join(result.units.values())}\n"
         f"  built this run: {built}\n"
+        f"{cache}"
         f"  sbom: {result.sbom or 'none (the image has no SBOM label)'}"
     )

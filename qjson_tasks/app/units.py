@@ -42,7 +42,24 @@ def plan_toml(target: Target, tools: Tools) -> str:
     plan = current_plan(target, tools)
     present = set(image_index(tools.buildah))
     header = f"# plan for target {target.name} from {target.path}; nothing was run\n"
-    return header + tomli_w.dumps(plan.document(present))
+    return header + tomli_w.dumps(
+        plan.document(present, cached_units(target, tools, plan, present))
+    )
+
+
+def cached_units(target: Target, tools: Tools, plan: BuildPlan, present: set[str]) -> list[str]:
+    """The kinds of the plan's units the target's unit cache holds (asked only for units
+    that aren't local; an unreachable cache is a warning)."""
+    from qjson_tasks.app.build import unit_cache
+
+    cache = unit_cache(target, tools, None)
+    if cache is None or not plan.resolved:
+        return []
+    return [
+        unit.kind
+        for unit in plan.units
+        if unit.image not in present and plan.reusable(unit) and cache.holds(plan, unit)
+    ]
 
 
 def used_units(tools: Tools, config_dir: Path) -> set[str]:
