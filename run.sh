@@ -16,9 +16,12 @@ cd "$(dirname "$0")"
 # skopeo and gnupg serve `invoke publish` (tag lookups, signing); docker-registry and
 # apache2-utils (htpasswd) the tests' own registries on 127.0.0.1 (the package's own service
 # is stopped, see stop_packaged_registry).
+# qemu-user-static and binfmt-support run another architecture's programs (output.platforms,
+# --platform; the tests build linux/arm64), see setup_emulation.
 APT_PACKAGES=(buildah fuse-overlayfs uidmap slirp4netns debootstrap python3 python3-venv
               gcc libc6-dev util-linux git librust-memchr-dev librust-once-cell-dev
-              skopeo gnupg docker-registry apache2-utils)
+              skopeo gnupg docker-registry apache2-utils qemu-user-static binfmt-support)
+BINFMT=/proc/sys/fs/binfmt_misc
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -48,6 +51,47 @@ stop_packaged_registry() {
     fi
 }
 
+# A build for another architecture runs its apt, cargo and LuaJIT through qemu, which the
+# kernel starts via binfmt_misc. That is not mounted at boot on these machines, and
+# binfmt-support registers qemu's handlers only into a mounted one: mount it, then enable the
+# handlers. Without root (or where the mount is refused) say so; such a build then stops with
+# one line naming what is missing.
+setup_emulation() {
+    if [ -e "$BINFMT/qemu-aarch64" ]; then
+        return
+    fi
+    if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+        echo "==> no emulation of other architectures (binfmt_misc needs root); skipped" >&2
+        return
+    fi
+    echo "==> setting up emulation of other architectures (binfmt_misc, qemu-user-static)" >&2
+    if [ ! -e "$BINFMT/status" ] \
+        && ! as_root mount -t binfmt_misc binfmt_misc "$BINFMT" >&2; then
+        echo "==> could not mount binfmt_misc; builds for other platforms will fail" >&2
+        return
+    fi
+    as_root update-binfmts --enable >&2 || true
+}
+
+# Whether this build's target (--target NAME, else the default) or a --platform flag asks for
+# platforms: only then does `./run.sh build` set up emulation.
+build_needs_emulation() {
+    local file=config/offline.toml previous=""
+    for arg in "$@"; do
+        case "$arg" in
+            --platform|--platform=*) return 0 ;;
+            --target=*) file="config/${arg#--target=}.toml" ;;
+            --config=*) file=${arg#--config=} ;;
+        esac
+        case "$previous" in
+            --target) file="config/$arg.toml" ;;
+            --config) file=$arg ;;
+        esac
+        previous=$arg
+    done
+    grep -qE '^[[:space:]]*platforms[[:space:]]*=' "$file" 2>/dev/null
+}
+
 install_python_packages() {
     local stamp=.venv/requirements.txt
     if [ -x .venv/bin/python ] && cmp -s requirements.txt "$stamp"; then
@@ -64,11 +108,13 @@ shift || true
 case "$command" in
     build)
         install_system_packages
+        if build_needs_emulation "$@"; then setup_emulation; fi
         install_python_packages
         exec .venv/bin/invoke build-runtime "$@"
         ;;
     test)
         install_system_packages
+        setup_emulation
         install_python_packages
         .venv/bin/ruff check .
         .venv/bin/ruff format --check .
@@ -81,6 +127,7 @@ case "$command" in
         ;;
     test-rootless)
         install_system_packages
+        setup_emulation
         install_python_packages
         exec .venv/bin/python -m tests.rootless_suite "$@"
         ;;

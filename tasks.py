@@ -102,10 +102,12 @@ def show(c, target=None, config=None):
         "target": TARGET_HELP,
         "config": CONFIG_HELP,
         "rebuild": "make the base image again even if it exists",
+        "platform": "make the base for this platform (e.g. linux/arm64; debootstrap --arch),"
+        " named NAME:TAG-linux-arm64 as a multi-platform build expects",
     }
 )
 @cli(needs_mount=True)
-def base_image(c, target=None, config=None, rebuild=False):
+def base_image(c, target=None, config=None, rebuild=False, platform=None):
     """Make a target's runtime base image from Debian packages (debootstrap)."""
     from qjson_tasks.app.build import make_base_image
     from qjson_tasks.app.targets import resolve_target
@@ -113,8 +115,8 @@ def base_image(c, target=None, config=None, rebuild=False):
 
     resolved = resolve_target(target, config)
     with run_tools(resolved) as tools:
-        image_id = make_base_image(resolved, tools, rebuild)
-    print(f"{resolved.config.runtime.base_image} {image_id}")
+        image_id = make_base_image(resolved, tools, rebuild, platform)
+    print(f"{resolved.config.runtime.base_image} {image_id}" if platform is None else image_id)
 
 
 # More flags than letters: invoke's automatic short flags would give --cache-repo '-'.
@@ -205,7 +207,7 @@ def build_runtime(
         if request is not None:
             from qjson_tasks.app.publish import format_publish_result, run_publish
 
-            print(format_publish_result(run_publish(resolved, tools, request)))
+            print(format_publish_result(run_publish(resolved, tools, request, platforms)))
 
 
 @task(help={"target": TARGET_HELP, "config": CONFIG_HELP, **ONE_RUN_OVERRIDES})

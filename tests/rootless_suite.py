@@ -28,6 +28,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from qjson_tasks.config.platforms import parse_platform
+from qjson_tasks.host.emulation import emulation_problem
 from qjson_tasks.host.rootless import user_tmpdir
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -38,6 +40,9 @@ SUITE_DIR = HOME / "qjt-suite"
 BASE = "localhost/qjson-tasks/bookworm-luajit:latest"
 # The base images the suite builds on, and the target whose `invoke base-image` makes each.
 BASES = {BASE: "offline", "localhost/qjson-tasks/bookworm-gateway:latest": "gateway"}
+# Another platform's base (test_platforms.py), made by `invoke base-image --platform` as root,
+# only where this machine emulates that platform (the test skips, saying why, elsewhere).
+PLATFORM_BASES = {f"{BASE}-linux-arm64": ("offline", "linux/arm64")}
 STORAGE_CONF = HOME / ".config" / "containers" / "storage.conf"
 STORAGE_DIR = HOME / ".local" / "share" / "containers" / "storage"
 # No mount_program: the kernel mounts overlay inside the user namespace itself.
@@ -123,13 +128,14 @@ def image_id(ref: str, user: bool) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def hand_over_base_image(base: str, target: str) -> None:
+def hand_over_base_image(base: str, target: str, platform: str | None = None) -> None:
     """Make the base as root if missing, and give the user the same image (same ID)."""
     mine = image_id(base, user=False)
     if mine is None:
         log(f"making {base} as root (debootstrap)")
+        extra = ["--platform", platform] if platform else []
         subprocess.run(
-            [sys.executable, "-m", "invoke", "base-image", "--target", target],
+            [sys.executable, "-m", "invoke", "base-image", "--target", target, *extra],
             cwd=PROJECT_DIR,
             check=True,
         )
@@ -169,6 +175,9 @@ def prepare() -> Path:
     ensure_venv()
     for base, target in BASES.items():
         hand_over_base_image(base, target)
+    for base, (target, platform) in PLATFORM_BASES.items():
+        if emulation_problem(parse_platform(platform)) is None:
+            hand_over_base_image(base, target, platform)
     return copy_project()
 
 

@@ -24,7 +24,20 @@ if TYPE_CHECKING:
     from qjson_tasks.verify.report import VerifyReport
 
 
-def make_base_image(target: Target, tools: Tools, rebuild: bool = False) -> str:
+def make_base_image(
+    target: Target, tools: Tools, rebuild: bool = False, platform: str | None = None
+) -> str:
+    """The target's base image (for one --platform: that platform's, see build/platforms.py)
+    made from Debian packages; its ID."""
+    if platform is not None:
+        from qjson_tasks.build.platforms import platform_view, target_platforms
+        from qjson_tasks.host.emulation import require_emulation
+
+        chosen = target_platforms(target, platform) or ()
+        if len(chosen) != 1:
+            raise ConfigError("--platform: give one platform to make a base image for")
+        require_emulation(chosen)
+        target = platform_view(target, chosen[0]).target
     config = target.config
     bootstrap = config.runtime.bootstrap
     if bootstrap is None:
@@ -43,6 +56,7 @@ def make_base_image(target: Target, tools: Tools, rebuild: bool = False) -> str:
         config.runtime.base_image,
         str(target.path),
         tools.session_run_id(),
+        target.platform,
     )
 
 

@@ -11,18 +11,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qjson_tasks.app.attach import push_attachments
 from qjson_tasks.app.tools import CONFIG_DIR, Tools, log
 from qjson_tasks.app.units import current_plan
 from qjson_tasks.build.names import UNIT_REPOSITORY
+from qjson_tasks.build.platforms import target_platforms
 from qjson_tasks.config.model import Target
+from qjson_tasks.config.platforms import Platform
 from qjson_tasks.config.remote import TRANSPORT, RemoteRef, parse_remote
 from qjson_tasks.errors import ConfigError, PublishRefused, RegistryError, ToolError
 from qjson_tasks.host.registry import RemoteAccess, registry_failure
 from qjson_tasks.host.storage import scratch_dir
 from qjson_tasks.verify.remote import verify_remote
 from qjson_tasks.verify.report import VerifyReport
+
+if TYPE_CHECKING:
+    from qjson_tasks.app.publish_list import ListPublishResult
 
 RUNTIME_UNITS = f"{UNIT_REPOSITORY}/runtime:"
 
@@ -207,7 +213,19 @@ def push_verified(target: Target, tools: Tools, request: PublishRequest, image_i
         return digest_path.read_text().strip()
 
 
-def run_publish(target: Target, tools: Tools, request: PublishRequest) -> PublishResult:
+def run_publish(
+    target: Target,
+    tools: Tools,
+    request: PublishRequest,
+    platforms: tuple[Platform, ...] | None = None,
+) -> PublishResult | ListPublishResult:
+    """Push and check the output image; a multi-platform target's (output.platforms, or
+    build-runtime --platform's `platforms`) manifest list and each image in it."""
+    platforms = platforms or target_platforms(target)
+    if platforms is not None:
+        from qjson_tasks.app.publish_list import publish_list
+
+        return publish_list(target, tools, request, platforms)
     image_id = verified_output(target, tools)
     if request.sign_by:
         check_signing_key(tools, request.sign_by)
@@ -251,7 +269,11 @@ def _write_atomically(path: Path, text: str) -> None:
         raise ConfigError(f"--digest-file: cannot write {path}: {exc.strerror}") from None
 
 
-def format_publish_result(result: PublishResult) -> str:
+def format_publish_result(result: PublishResult | ListPublishResult) -> str:
+    if not isinstance(result, PublishResult):
+        from qjson_tasks.app.publish_list import format_list_result
+
+        return format_list_result(result)
     pushed = result.pushed
     lines = [
         f"published {pushed.tagged} ({result.image_id[:12]}), verified in the registry",

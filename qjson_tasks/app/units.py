@@ -13,8 +13,9 @@ from qjson_tasks.app.tools import CONFIG_DIR, Tools, log
 from qjson_tasks.app.verify import verify_digest
 from qjson_tasks.build.images import image_facts, image_index
 from qjson_tasks.build.inputs import plan_inputs
-from qjson_tasks.build.names import UNIT_REPOSITORY
+from qjson_tasks.build.names import UNIT_REPOSITORY, is_temporary_list
 from qjson_tasks.build.plan import BuildPlan, make_plan
+from qjson_tasks.build.platforms import platform_targets
 from qjson_tasks.build.steps import CACHE_PREFIX
 from qjson_tasks.config import lockfile
 from qjson_tasks.config.load import list_targets, load_target
@@ -39,12 +40,22 @@ def current_plan(target: Target, tools: Tools) -> BuildPlan:
 def plan_toml(target: Target, tools: Tools) -> str:
     for warning in floating_warnings(target):
         log(warning)
-    plan = current_plan(target, tools)
     present = set(image_index(tools.buildah))
     header = f"# plan for target {target.name} from {target.path}; nothing was run\n"
-    return header + tomli_w.dumps(
-        plan.document(present, cached_units(target, tools, plan, present))
-    )
+    documents = {}
+    for view in platform_targets(target):
+        plan = current_plan(view, tools)
+        documents[view.platform] = plan.document(present, cached_units(view, tools, plan, present))
+    if None in documents:
+        return header + tomli_w.dumps(documents[None])
+    # One image per platform, each its own units; the output tag is their manifest list.
+    document = {
+        "target": target.name,
+        "output": target.config.output.reference,
+        "manifest_list": [str(platform) for platform in documents],
+        "platforms": {str(platform): each for platform, each in documents.items()},
+    }
+    return header + tomli_w.dumps(document)
 
 
 def cached_units(target: Target, tools: Tools, plan: BuildPlan, present: set[str]) -> list[str]:
@@ -67,8 +78,8 @@ def used_units(tools: Tools, config_dir: Path) -> set[str]:
     used: set[str] = set()
     for path in list_targets(config_dir):
         try:
-            target = load_target(path)
-            used.update(unit.image for unit in current_plan(target, tools).units)
+            for view in platform_targets(load_target(path)):
+                used.update(unit.image for unit in current_plan(view, tools).units)
         except QjsonTasksError as exc:
             log(f"    {path.name}: {exc}; its units count as unused")
     return used
@@ -82,7 +93,9 @@ def clean_units(tools: Tools, everything: bool, config_dir: Path = CONFIG_DIR) -
         if name.startswith(f"{UNIT_REPOSITORY}/") and name not in keep:
             # The lock a build holds while it makes or uses this unit.
             with locks.hold(name, log):
-                if tools.buildah.rmi_quietly(name):
+                # A list goes with `manifest rm`: `rmi` would remove an image it holds.
+                remove = tools.buildah.manifest_rm_quietly if is_temporary_list(name) else None
+                if (remove or tools.buildah.rmi_quietly)(name):
                     removed.append(name)
     if everything:
         for cache in cargo_caches(tools.buildah):

@@ -118,6 +118,28 @@ def _vendor_comment(target: Target) -> list[str]:
     ]
 
 
+def _platform_comment(target: Target, context: str) -> list[str]:
+    """output.platforms: build every platform's image (emulated where not native) into one
+    manifest list, as build-runtime does."""
+    platforms = target.config.output.platforms
+    if not platforms:
+        return []
+    joined = ",".join(platforms)
+    lines = [
+        f"# For {joined} (output.platforms), one image each, joined in a manifest list:",
+        f"#   buildah build --platform {joined} --manifest {target.config.output.reference}"
+        f" -f <this file> {context}",
+        "# (another architecture's stages run under qemu-user-static; see ./run.sh)",
+    ]
+    if target.config.runtime.bootstrap is not None:
+        lines += [
+            "# buildah picks each platform's FROM image from a registry's list; a base made",
+            f"# here (invoke base-image --target {target.name} --platform PLATFORM) is named",
+            "# NAME:TAG-os-arch, which FROM doesn't name: build those with invoke build-runtime",
+        ]
+    return lines
+
+
 def render(target: Target, context: Path, lock: Lock | None = None) -> str:
     """The Containerfile; local rocks and servers are COPYed relative to the build context.
 
@@ -149,6 +171,7 @@ def render(target: Target, context: Path, lock: Lock | None = None) -> str:
             f"# The runtime base {config.runtime.base_image} is made from Debian packages,",
             f"# not pulled: invoke base-image --target {target.name}",
         ]
+    lines += _platform_comment(target, "<project dir>" if local else ".")
     lines += [f"FROM {config.builder.image} AS builder", "USER root"]
     if config.builder.package_manager == "apt" and config.builder.packages:
         # An ARG, not an ENV: apt must not prompt while building; the image keeps no trace.

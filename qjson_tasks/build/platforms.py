@@ -86,3 +86,11 @@ def platform_view(target: Target, platform: Platform, host: Platform | None = No
     output = config.output.model_copy(update={"tag": f"{config.output.tag}-{platform.suffix}"})
     view = config.model_copy(update={"runtime": runtime, "builder": builder, "output": output})
     return PlatformView(platform, Target(target.name, target.path, view, platform))
+
+
+def platform_targets(target: Target) -> tuple[Target, ...]:
+    """What a build of target builds: its platforms' views, or target itself."""
+    platforms = target_platforms(target)
+    if platforms is None:
+        return (target,)
+    return tuple(platform_view(target, platform).target for platform in platforms)

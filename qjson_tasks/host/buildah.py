@@ -218,9 +218,10 @@ class Buildah:
         sign_by: str | None = None,
         tmpdir: Path | None = None,
     ) -> None:
-        """`manifest push --all`: the list and every image it names."""
+        """`manifest push --all`: the list and every image it names, as an OCI index. The
+        push compresses layers, so the registry's image digests are not the local ones."""
         access = access or RemoteAccess()
-        args = ["manifest", "push", "--all", "--quiet", *access.buildah_args()]
+        args = ["manifest", "push", "--all", "--format", "oci", "--quiet", *access.buildah_args()]
         if digestfile is not None:
             args += ["--digestfile", str(digestfile)]
         if sign_by:

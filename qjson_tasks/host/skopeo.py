@@ -38,3 +38,9 @@ class Skopeo:
             raise
         document = json.loads(out)
         return RemoteImage(str(document.get("Digest", "")), dict(document.get("Labels") or {}))
+
+    def raw_manifest(self, ref: str, access: RemoteAccess) -> str:
+        """The manifest (or list) docker://ref serves, byte for byte (`inspect --raw`)."""
+        globals_ = ["--registries.d", access.registries_d] if access.registries_d else []
+        argv = ["skopeo", *globals_, "inspect", "--raw", "--retry-times", "0"]
+        return self.runner.run([*argv, *access.buildah_args(), f"docker://{ref}"])

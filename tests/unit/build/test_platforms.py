@@ -166,7 +166,7 @@ def test_facade_argv_for_platforms(tmp_path: Path) -> None:
         ["buildah", "manifest", "create", "localhost/l:tmp"],
         ["buildah", "manifest", "add", "--os", "linux", "--arch", "arm", "--variant", "v7",
          "localhost/l:tmp", "containers-storage:abc"],
-        ["buildah", "manifest", "push", "--all", "--quiet", "--tls-verify=false",
+        ["buildah", "manifest", "push", "--all", "--format", "oci", "--quiet", "--tls-verify=false",
          "localhost/l:out", "docker://127.0.0.1:5000/q/l:1"],
         ["buildah", "manifest", "rm", "localhost/l:tmp"],
     ]  # fmt: skip
@@ -366,3 +366,37 @@ def test_the_arch_check_names_a_library_of_another_machine(tmp_path: Path) -> No
     unknown = check_arch(root, added, ImageInfo("i", "", 0, os="linux", architecture="mips"))
     assert not unknown.passed and "linux/mips is not one this check knows" in unknown.detail
     assert os.path.exists(lib)
+
+
+# --- plan and Containerfile -----------------------------------------------------------------
+
+
+def test_the_containerfile_says_how_to_build_every_platform(tmp_path: Path) -> None:
+    from qjson_tasks.build.containerfile import render
+
+    loaded = target(tmp_path, ("output.platforms", ["linux/amd64", "linux/arm64"]))
+    text = render(loaded, tmp_path)
+    assert (
+        "#   buildah build --platform linux/amd64,linux/arm64 --manifest"
+        " localhost/qjson-tasks/test:latest -f <this file> ."
+    ) in text
+    assert "--platform" not in render(target(tmp_path / "single"), tmp_path)
+
+
+def test_plan_prints_each_platforms_units(tmp_path: Path) -> None:
+    import tomllib
+
+    from qjson_tasks.app.tools import Tools
+    from qjson_tasks.app.units import plan_toml
+
+    loaded = target(tmp_path, ("output.platforms", ["linux/amd64", "linux/arm64"]))
+    runner = FakeRunner(tmp_path)
+    document = tomllib.loads(plan_toml(loaded, Tools(runner, Buildah(runner))))
+    assert document["manifest_list"] == ["linux/amd64", "linux/arm64"]
+    assert document["output"] == "localhost/qjson-tasks/test:latest"
+    arm = document["platforms"]["linux/arm64"]
+    assert arm["output"] == "localhost/qjson-tasks/test:latest-linux-arm64"
+    assert arm["units"]["builder"]["inputs"]["platform"] == "linux/arm64"
+    assert arm["units"]["builder"]["inputs"]["image"]["ref"].endswith(":1-bookworm-linux-arm64")
+    single = tomllib.loads(plan_toml(target(tmp_path / "one"), Tools(runner, Buildah(runner))))
+    assert "platforms" not in single and "platform" not in single["units"]["builder"]["inputs"]
