@@ -114,7 +114,7 @@ def received_script(text: str) -> tuple[str, str]:
 def test_a_locked_git_rock_is_rendered_as_build_runtime_builds_it(tmp_path: Path) -> None:
     target = git_rock_target(tmp_path)
     text = render(target, tmp_path, locked(git=True))
-    assert "r 1.0-1: git://127.0.0.1:2/r.git at tag v1, checked to be the commit t.lock" in text
+    assert "# r 1.0-1: git://127.0.0.1:2/r.git, tag v1,\n# checked to be the commit t.lock" in text
     env, script = received_script(text)
     assert env == ""
     subprocess.run(["sh", "-n", "-c", script], check=True)
