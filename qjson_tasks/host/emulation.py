@@ -59,12 +59,18 @@ def emulation_problem(
     if not _handler_enabled(binfmt / "status"):
         return f"{platform} needs emulation, but binfmt_misc is disabled ({binfmt}/status): {how}"
     handler = binfmt / f"qemu-{platform.uname}"
-    if not _handler_enabled(handler):
-        state = "is disabled" if handler.exists() else "is not registered"
+    if handler.exists() and not _handler_enabled(handler):
+        enable = f"update-binfmts --enable qemu-{platform.uname}"
+        who = "as root, run" if is_root else "ask root to run"
         return (
             f"{platform} needs emulation on this {host.uname} machine, but the"
-            f" qemu-{platform.uname} handler {state} in {binfmt} (qemu-user-static missing?):"
-            f" {how}"
+            f" qemu-{platform.uname} handler is disabled in {binfmt}: {who} `{enable}`"
+        )
+    if not handler.exists():
+        return (
+            f"{platform} needs emulation on this {host.uname} machine, but the"
+            f" qemu-{platform.uname} handler is not registered in {binfmt} (qemu-user-static"
+            f" missing?): {how}"
         )
     return None
 

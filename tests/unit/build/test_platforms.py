@@ -215,7 +215,10 @@ def test_a_missing_handler_without_root_says_to_ask_root(tmp_path: Path) -> None
     assert "the qemu-aarch64 handler is not registered" in problem
     assert "ask root to run `mount -t binfmt_misc" in problem
     disabled = binfmt(tmp_path / "d", handlers={"qemu-aarch64": "disabled"})
-    assert "qemu-aarch64 handler is disabled" in str(emulation_problem(ARM64, AMD64, disabled))
+    assert str(emulation_problem(ARM64, AMD64, disabled, is_root=True)).endswith(
+        "the qemu-aarch64 handler is disabled in"
+        f" {disabled}: as root, run `update-binfmts --enable qemu-aarch64`"
+    )
 
 
 # --- the plan -------------------------------------------------------------------------------
