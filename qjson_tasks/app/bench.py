@@ -291,6 +291,11 @@ def run_benchmark(target: Target, tools: Tools, repeat: int, out_dir: Path) -> s
             for n in range(1, repeat + 1):
                 log(f"==> repetition {n} of {repeat}")
                 run.repetition(n, original)
+            from qjson_tasks.app.bench_ci import ci_runner
+
+            for n in range(1, repeat + 1):
+                log(f"==> CI runner with a unit cache, {n} of {repeat}")
+                ci_runner(run, n)
             sizes = measure_sizes(run, target)
         finally:
             remove_bench_images(buildah, before, run.changed_units)

@@ -10,6 +10,9 @@ from typing import Any
 README_BEGIN = "<!-- bench:begin -->"
 README_END = "<!-- bench:end -->"
 WARM_RUNS = 5  # warm samples of each tool per repetition
+# A fresh runner (only the base image) with a warm registry unit cache (app/bench_ci.py).
+CI_SCENARIO = "ci runner with unit cache qjson-tasks"
+CI_RATIO = "ci runner with unit cache / cold (qjson-tasks)"
 
 
 @dataclass
@@ -43,18 +46,22 @@ def ratios(samples: dict[str, Samples]) -> dict[str, float]:
             "rock change qjson-tasks", "rock change buildah build"
         ),
         "cold: qjson-tasks / buildah build": ratio("cold qjson-tasks", "cold buildah build"),
+        **({CI_RATIO: ratio(CI_SCENARIO, "cold qjson-tasks")} if CI_SCENARIO in samples else {}),
     }
 
 
 TARGETS = {
     "warm: qjson-tasks / buildah build": ("<=", 0.2),
     "rock change / cold (qjson-tasks)": ("<", 0.5),
+    CI_RATIO: ("<=", 0.15),
 }
 
 
 def evaluate(results: dict[str, Any]) -> dict[str, bool]:
     met = {}
     for name, (op, bound) in TARGETS.items():
+        if name not in results["ratios"]:
+            continue  # a scenario this run could not time (see app/bench_ci.py)
         value = results["ratios"][name]
         met[name] = value <= bound if op == "<=" else value < bound
     sizes = results["sizes"]
@@ -97,11 +104,24 @@ def markdown(results: dict[str, Any]) -> str:
         f" {results['ratios']['rock change / cold (qjson-tasks)']:.2f}."
         f" Cold builds after removing every unit gave the same image ID each time:"
         f" {'yes' if results['reproducible'] else 'no'}.",
+        *_ci_lines(results),
         "",
         "Targets: "
         + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in met.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _ci_lines(results: dict[str, Any]) -> list[str]:
+    if CI_SCENARIO not in results["timings"]:
+        return []
+    ci = Samples(results["timings"][CI_SCENARIO]["seconds"])
+    return [
+        "",
+        f"CI runner (a second storage holding only the base image; the units in a registry"
+        f" cache on 127.0.0.1): {ci.cell()} to a verified image,"
+        f" {results['ratios'][CI_RATIO]:.2f} of the cold build.",
+    ]
 
 
 def update_readme(readme: Path, table: str) -> bool:

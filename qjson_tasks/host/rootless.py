@@ -26,6 +26,16 @@ def user_tmpdir(uid: int) -> Path:
     return user_dir("tmp", uid)
 
 
+def user_authfile() -> str | None:
+    """Inside `buildah unshare`: the auth file buildah reads for the real user, which
+    skopeo 1.9 would not find (it looks in root's /run/containers/0 and is refused)."""
+    uid = os.environ.get("_CONTAINERS_ROOTLESS_UID", "")
+    if not uid.isdigit():
+        return None
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
+    return f"{runtime_dir}/containers/auth.json"
+
+
 def needs_user_namespace() -> bool:
     return os.geteuid() != 0 and USERNS_MARKER not in os.environ
 

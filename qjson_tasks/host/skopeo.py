@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host.registry import RemoteAccess
+from qjson_tasks.host.rootless import user_authfile
 from qjson_tasks.host.runner import Runner
 
 # What containers/image says when the registry has no manifest under that tag.
@@ -30,6 +31,8 @@ class Skopeo:
         Other failures (unreachable, refused) raise ToolError."""
         globals_ = ["--registries.d", access.registries_d] if access.registries_d else []
         argv = ["skopeo", *globals_, "inspect", "--retry-times", "0", *access.buildah_args()]
+        if access.authfile is None and (authfile := user_authfile()):
+            argv += ["--authfile", authfile]
         try:
             out = self.runner.run([*argv, f"docker://{ref}"])
         except ToolError as exc:

@@ -46,6 +46,25 @@ class Storage:
         return f"containers-storage:[{self.driver}@{self.root}+{self.runroot}]{name}"
 
 
+def runner_environment(storage: Storage, directory: Path) -> dict[str, str]:
+    """What another process's buildah needs to take the storage as its default, as a second
+    CI runner on this machine would: a storage.conf in directory (CONTAINERS_STORAGE_CONF);
+    a rootless buildah takes its graph root from rootless_storage_path only and its run
+    root from $XDG_RUNTIME_DIR, so that gets a directory of the storage's too."""
+    conf = directory / "storage.conf"
+    conf.write_text(
+        f'[storage]\ndriver = "{storage.driver}"\ngraphroot = "{storage.root}"\n'
+        f'runroot = "{storage.runroot}"\nrootless_storage_path = "{storage.root}"\n',
+        encoding="utf-8",
+    )
+    env = {"CONTAINERS_STORAGE_CONF": str(conf)}
+    if os.geteuid() != 0 or os.environ.get("_CONTAINERS_ROOTLESS_UID"):  # or in `unshare`
+        runtime_dir = directory / "xdg-runtime"
+        runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        env["XDG_RUNTIME_DIR"] = str(runtime_dir)
+    return env
+
+
 def storage_place() -> Path:
     """Where temporary storages go: $TMPDIR, else /var/tmp (disk, where /tmp may be a
     small tmpfs; an image is hundreds of MB)."""

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +24,16 @@ from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.config.load import load_target
 from qjson_tasks.host.buildah import Buildah
-from qjson_tasks.host.runner import ShRunner
-from qjson_tasks.host.storage import Storage, remove_storage, storage_place
+from qjson_tasks.host.storage import runner_environment, temporary_storage
 from qjson_tasks.sbom.store import provenance_path, stored_path
 from tests.conftest import PROJECT_DIR
 from tests.fixtures.registry import Registry, free_port, missing_tools
-from tests.integration.conftest import changed_demo_rock, forget_rock_units, offline_config_data
+from tests.integration.conftest import (
+    SUFFIX,
+    changed_demo_rock,
+    forget_rock_units,
+    offline_config_data,
+)
 
 pytestmark = pytest.mark.skipif(
     bool(missing_tools()),
@@ -40,19 +43,21 @@ pytestmark = pytest.mark.skipif(
 NAMESPACE = "qjt-cache"
 
 
-def run_invoke(*args: str, storage_conf: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_invoke(
+    *args: str, storage: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """invoke as a process; storage: the environment of another runner's storage."""
     command = [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_DIR), *args]
-    env = None
-    if storage_conf is not None:
-        env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(storage_conf)}
+    env = {**os.environ, **storage} if storage else None
     return subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, env=env)
 
 
 @dataclass(frozen=True)
 class Runner:
-    """A runner's own storage: the storage.conf its buildah reads, and a facade on it."""
+    """A runner's own storage: the environment that makes it buildah's default, and a
+    facade on it."""
 
-    conf: Path
+    env: dict[str, str]
     buildah: Buildah
 
     def image_names(self) -> set[str]:
@@ -85,28 +90,15 @@ def runner_a(config: Path, buildah: Buildah) -> subprocess.CompletedProcess[str]
     return result
 
 
-def fresh_runner(driver: str) -> Iterator[Runner]:
-    """A storage of its own (the default's driver, on disk under /var/tmp or $TMPDIR) with
-    only the runtime base image in it; removed afterwards."""
-    directory = Path(tempfile.mkdtemp(prefix="qjt-test-runner-", dir=storage_place()))
-    root, runroot = directory / "root", directory / "runroot"
-    conf = directory / "storage.conf"
-    conf.write_text(
-        f'[storage]\ndriver = "{driver}"\ngraphroot = "{root}"\nrunroot = "{runroot}"\n'
-    )
-    storage = Storage(root, runroot, driver)
-    own = Buildah(ShRunner()).with_storage(storage)
-    base = resolve_target("offline").config.runtime.base_image
-    try:
-        subprocess.run(["buildah", "push", "--quiet", base, storage.transport(base)], check=True)
-        yield Runner(conf, own)
-    finally:
-        remove_storage(own, directory)
-
-
 @pytest.fixture
 def runner_b(buildah: Buildah) -> Iterator[Runner]:
-    yield from fresh_runner(buildah.storage_driver())
+    """A storage of its own with only the runtime base image in it; removed afterwards."""
+    with temporary_storage(buildah, f"test{SUFFIX}") as own:
+        assert own.storage is not None
+        env = runner_environment(own.storage, own.storage.root.parent)
+        base = resolve_target("offline").config.runtime.base_image
+        buildah.push(base, own.storage.transport(base))
+        yield Runner(env, own)
 
 
 def line(output: str, prefix: str) -> str:
@@ -145,11 +137,11 @@ def test_runner_b_takes_the_runtime_from_the_cache_and_builds_nothing(
 ) -> None:
     short_id = image_id(runner_a.stdout)
     forget_documents(buildah, short_id)
-    planned = run_invoke("plan", "--config", str(config), storage_conf=runner_b.conf)
+    planned = run_invoke("plan", "--config", str(config), storage=runner_b.env)
     assert planned.returncode == 0, planned.stderr
     assert planned.stdout.count('status = "in cache"') == 3, planned.stdout
 
-    result = run_invoke("build-runtime", "--config", str(config), storage_conf=runner_b.conf)
+    result = run_invoke("build-runtime", "--config", str(config), storage=runner_b.env)
     assert result.returncode == 0, result.stderr
     assert line(result.stdout, "built this run:") == "built this run: nothing"
     assert line(result.stdout, "from the unit cache:") == "from the unit cache: runtime"
@@ -170,7 +162,7 @@ def test_without_a_cached_runtime_runner_b_builds_it_from_the_cached_rock_tree(
 ) -> None:
     tags = registry.storage / "docker/registry/v2/repositories" / NAMESPACE / "unit-runtime"
     shutil.rmtree(tags / "_manifests/tags")  # the runtime unit is no longer in the cache
-    result = run_invoke("build-runtime", "--config", str(config), storage_conf=runner_b.conf)
+    result = run_invoke("build-runtime", "--config", str(config), storage=runner_b.env)
     assert result.returncode == 0, result.stderr
     assert line(result.stdout, "from the unit cache:") == "from the unit cache: rock-tree"
     assert line(result.stdout, "built this run:") == "built this run: runtime"
@@ -186,7 +178,7 @@ def test_an_unreachable_cache_is_one_warning_in_the_plan(
 ) -> None:
     closed = tmp_path / "closed.toml"  # nothing listens at that port
     closed.write_text(config.read_text().replace(registry.host, f"127.0.0.1:{free_port()}"))
-    result = run_invoke("plan", "--config", str(closed), storage_conf=runner_b.conf)
+    result = run_invoke("plan", "--config", str(closed), storage=runner_b.env)
     assert result.returncode == 0, result.stderr
     warnings = [x for x in result.stderr.splitlines() if x.startswith("WARNING unit cache:")]
     assert len(warnings) == 1 and "is unreachable" in warnings[0], result.stderr

@@ -73,3 +73,46 @@ def test_the_last_error_line_of_buildah() -> None:
     assert last_error(ToolError("command failed (exit 1): x\nno error line")) == (
         "command failed (exit 1): x"
     )
+
+
+def test_skopeo_reads_the_real_users_auth_file_inside_buildah_unshare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qjson_tasks.host.skopeo import Skopeo
+
+    calls: list[list[str]] = []
+
+    class Recorder:
+        def run(self, argv: list[str], **_: object) -> str:
+            calls.append(list(argv))
+            return '{"Digest": "sha256:ab", "Labels": {"k": "v"}}'
+
+    monkeypatch.setenv("_CONTAINERS_ROOTLESS_UID", "1001")
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    found = Skopeo(Recorder()).inspect("r.example:5000/ns/unit-builder:1", RemoteAccess(False))  # type: ignore[arg-type]
+    assert found is not None and found.labels == {"k": "v"}
+    assert calls[0][-3:] == [
+        "--authfile", "/run/user/1001/containers/auth.json", "docker://r.example:5000/ns/unit-builder:1"
+    ]  # fmt: skip
+    assert "--tls-verify=false" in calls[0]
+    monkeypatch.delenv("_CONTAINERS_ROOTLESS_UID")
+    calls.clear()
+    Skopeo(Recorder()).inspect("r.example:5000/ns/x:1", RemoteAccess(authfile="/a.json"))  # type: ignore[arg-type]
+    assert calls[0].count("--authfile") == 1 and "/a.json" in calls[0]
+
+
+def test_skopeo_answers_none_for_a_missing_image_and_raises_for_other_failures() -> None:
+    from qjson_tasks.host.skopeo import Skopeo
+
+    class Failing:
+        def __init__(self, output: str) -> None:
+            self.output = output
+
+        def run(self, argv: list[str], **_: object) -> str:
+            raise ToolError("command failed (exit 1): skopeo inspect", self.output)
+
+    missing = Failing("Error: reading manifest 1 in r.example/ns/x: manifest unknown")
+    assert Skopeo(missing).inspect("r.example/ns/x:1", RemoteAccess()) is None  # type: ignore[arg-type]
+    refused = Failing("Error: pinging container registry r.example: connection refused")
+    with pytest.raises(ToolError):
+        Skopeo(refused).inspect("r.example/ns/x:1", RemoteAccess())  # type: ignore[arg-type]

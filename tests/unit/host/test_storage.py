@@ -123,3 +123,22 @@ def test_the_scratch_directory_goes_on_errors_and_ctrl_c(
             (scratch / "714515717").write_bytes(b"a blob copy")
             raise error
         assert not scratch.exists()
+
+
+def test_runner_environment_makes_the_storage_another_processs_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qjson_tasks.host.storage import runner_environment
+
+    storage = Storage(tmp_path / "root", tmp_path / "runroot", "overlay")
+    monkeypatch.delenv("_CONTAINERS_ROOTLESS_UID", raising=False)
+    env = runner_environment(storage, tmp_path)
+    conf = (tmp_path / "storage.conf").read_text()
+    assert env["CONTAINERS_STORAGE_CONF"] == str(tmp_path / "storage.conf")
+    assert f'graphroot = "{tmp_path}/root"' in conf
+    assert f'rootless_storage_path = "{tmp_path}/root"' in conf  # what rootless buildah reads
+    assert 'driver = "overlay"' in conf
+    monkeypatch.setenv("_CONTAINERS_ROOTLESS_UID", "1001")  # inside `buildah unshare`
+    rootless = runner_environment(storage, tmp_path)
+    assert rootless["XDG_RUNTIME_DIR"] == str(tmp_path / "xdg-runtime")
+    assert (tmp_path / "xdg-runtime").stat().st_mode & 0o777 == 0o700
