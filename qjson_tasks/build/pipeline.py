@@ -256,9 +256,12 @@ def build(session: Session, options: BuildOptions) -> BuildResult:
         if image_id is None:
             image_id, outcome = _build_units(planned, options, index, made)
             pushed = _fill_cache(planned, options, verified=outcome is not None)
-        elif index.get(plan.output_ref, ImageFacts("", "")).image_id != image_id:
-            with planned.step("tag"):
-                retag(planned, image_id)
+        else:
+            if index.get(plan.output_ref, ImageFacts("", "")).image_id != image_id:
+                with planned.step("tag"):
+                    retag(planned, image_id)
+            if options.cache is not None and options.cache.pending(plan.units):
+                pushed = _fill_cache(planned, options, verified=True)  # what a run owed
     labels = labels_by_id(session.buildah, image_id)
     return BuildResult(
         image_ref=plan.output_ref,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from qjson_tasks.build.fileimage import push_file, read_file
 from qjson_tasks.build.labels import SBOM_LABEL, UNIT_NAME_LABEL
@@ -21,6 +22,7 @@ from qjson_tasks.build.plan import BuildPlan, Unit
 from qjson_tasks.build.session import BuildSession, Log
 from qjson_tasks.config.model import Cache
 from qjson_tasks.errors import ToolError
+from qjson_tasks.host.locks import private_dir, user_dir
 from qjson_tasks.host.registry import RemoteAccess, last_error, registry_failure
 from qjson_tasks.host.skopeo import Skopeo
 from qjson_tasks.host.storage import scratch_dir
@@ -28,6 +30,11 @@ from qjson_tasks.sbom.store import provenance_path, store, stored_path, write_at
 
 SBOM_FILE = ("sbom", "sbom.cdx.json")
 PROVENANCE_FILE = ("att", "provenance.intoto.json")
+
+
+def pending_dir() -> Path:
+    """Where a run notes the unit pushes it owes, one empty file each (per user)."""
+    return private_dir(user_dir("unit-cache-pending"))
 
 
 def expected_labels(plan: BuildPlan, unit: Unit) -> dict[str, str]:
@@ -139,15 +146,30 @@ class UnitCache:
                 write_atomically(path, document)
         return True
 
+    def _marker(self, unit: Unit) -> Path:
+        return pending_dir() / hashlib.sha256(self.ref(unit).encode()).hexdigest()[:32]
+
+    def pending(self, units: tuple[Unit, ...]) -> bool:
+        """Whether a push of one of these units is still owed (an earlier run was
+        interrupted or could not reach the registry): a file lookup, no network."""
+        return self.push and any(self._marker(unit).exists() for unit in units)
+
     def put(self, session: BuildSession, units: tuple[Unit, ...]) -> list[str]:
-        """Push the units the cache lacks (after a build); the names of those pushed."""
+        """Push the units the cache lacks (after a build); the names of those pushed. Each
+        stays marked as owed until its push went through, so a later run, even one where
+        nothing changed, pushes what an interrupted or failed one did not."""
         if not self.push:
             return []
+        for unit in units:
+            self._marker(unit).touch()
         pushed = []
         for unit in units:
-            if not self.reachable or self.holds(session.plan, unit):
-                continue
-            if self._push(session, unit):
+            if not self.reachable:
+                break
+            if self.holds(session.plan, unit):
+                self._marker(unit).unlink(missing_ok=True)
+            elif self._push(session, unit):
+                self._marker(unit).unlink(missing_ok=True)
                 pushed.append(unit.kind)
         return pushed
 

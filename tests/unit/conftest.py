@@ -25,3 +25,16 @@ def sbom_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     directory.chmod(0o700)
     monkeypatch.setattr(store, "sbom_dir", lambda: directory)
     return directory
+
+
+@pytest.fixture(autouse=True)
+def pending_pushes(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The unit cache's notes of owed pushes, in a directory of the test's own."""
+    from qjson_tasks.build import unitcache
+
+    directory = tmp_path_factory.mktemp("pending")
+    directory.chmod(0o700)
+    monkeypatch.setattr(unitcache, "pending_dir", lambda: directory)
+    return directory

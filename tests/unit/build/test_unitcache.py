@@ -272,3 +272,27 @@ def test_a_failed_push_is_a_warning_and_the_build_stands(
     assert len([line for line in lines if line.startswith("WARNING unit cache: pushing")]) == 1
     assert len(pushed(runner)) == 1  # the first failure ends the pushing
     assert runner.left_behind() == (set(), set())
+
+
+def test_a_push_that_did_not_go_through_is_made_by_the_next_run_where_nothing_changed(
+    target: Target,
+    mount_root: Path,
+    pending_pushes: Path,
+) -> None:
+    registry = FakeRegistry()
+    runner = make_runner(mount_root, fail_on=is_call("buildah", "push"))
+    first = build(target, runner, registry)
+    assert first.pushed == ()
+    assert len(list(pending_pushes.iterdir())) == 3  # every unit still owed
+
+    runner.fail_on = None
+    runner.calls.clear()
+    again = build(target, runner, registry, run_id="r2")
+    assert again.built == ()
+    assert again.pushed == ("builder", "rock-tree", "runtime")
+    assert list(pending_pushes.iterdir()) == []
+    registry.record_pushes(runner)
+    runner.calls.clear()
+    third = build(target, runner, registry, run_id="r3")  # nothing owed: no registry at all
+    assert third.pushed == () and pushed(runner) == []
+    assert len(registry.lookups) == 6  # three in each of the first two runs, none in the third
