@@ -13,6 +13,7 @@ import pytest
 from qjson_tasks.app.publish import (
     push_request,
     registry_access_for,
+    registry_flags,
     run_publish,
     run_remote_verify,
 )
@@ -253,6 +254,25 @@ def test_push_flags_are_checked_before_anything_runs(target: Target, tmp_path: P
         push_request(target, TO, True, authfile=str(tmp_path / "missing.json"))
     with pytest.raises(ConfigError, match=r"--to: '127\.0\.0\.1:5000/Qjt' is not a registry"):
         push_request(target, "127.0.0.1:5000/Qjt", True, flag="--to")
+
+
+def test_tls_and_authfile_flags_serve_a_unit_cache_without_a_push(
+    target: Target, tmp_path: Path
+) -> None:
+    from qjson_tasks.config.load import Overrides, apply_overrides
+
+    cached = apply_overrides(target, Overrides(cache_repo="127.0.0.1:5000/qjt-cache"))
+    authfile = tmp_path / "auth.json"
+    authfile.write_text("{}")
+    request, access = registry_flags(cached, None, True, False, str(authfile))
+    assert request is None
+    assert access == RemoteAccess(tls_verify=False, authfile=str(authfile))
+    request, access = registry_flags(cached, TO, True, False)  # with a push: the same access
+    assert request is not None and access == request.access
+    with pytest.raises(ConfigError, match=r"^the registry flags are for a push"):
+        registry_flags(target, None, True, False)  # no cache and no push
+    with pytest.raises(ConfigError, match=r"^the registry flags are for a push"):
+        registry_flags(cached, None, True, sign_by=KEY)  # signing is a push's
 
 
 def test_registry_flags_of_verify_are_for_docker_images_only(tmp_path: Path) -> None:
