@@ -246,7 +246,8 @@ def build(session: Session, options: BuildOptions) -> BuildResult:
     )
     for warning in options.warnings:
         session.log(warning)
-    planned, index = plan_session(session, inputs)
+    remote = options.cache.remote_image if options.cache is not None else None
+    planned, index = plan_session(session, inputs, remote)
     plan = planned.plan
     made = Made()
     outcome = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from qjson_tasks.build.fileimage import push_file, read_file
 from qjson_tasks.build.labels import SBOM_LABEL, UNIT_NAME_LABEL
-from qjson_tasks.build.plan import BuildPlan, Unit
+from qjson_tasks.build.plan import BuildPlan, ImageFacts, Unit
 from qjson_tasks.build.session import BuildSession, Log
 from qjson_tasks.config.model import Cache
 from qjson_tasks.errors import ToolError
@@ -35,6 +35,11 @@ PROVENANCE_FILE = ("att", "provenance.intoto.json")
 def pending_dir() -> Path:
     """Where a run notes the unit pushes it owes, one empty file each (per user)."""
     return private_dir(user_dir("unit-cache-pending"))
+
+
+def remote_ids_dir() -> Path:
+    """The IDs registries gave images that are not here (UnitCache.remote_image)."""
+    return private_dir(user_dir("remote-image-ids"))
 
 
 def expected_labels(plan: BuildPlan, unit: Unit) -> dict[str, str]:
@@ -75,6 +80,34 @@ class UnitCache:
         failure = registry_failure(exc, self.registry, doing, self.access)
         self.log(f"WARNING unit cache: {failure}; going on without the cache")
         self.reachable = False
+
+    def remote_image(self, ref: str) -> ImageFacts | None:
+        """A builder image that is not here, by the ID its registry gives it: the units'
+        hashes need only that, and with the rock tree in the cache the image itself is
+        never pulled. None for a local-only name, or (warned) when it can't be asked."""
+        registry = ref.split("/", 1)[0]
+        if "/" not in ref or registry == "localhost" or not self.reachable:
+            return None
+        access = (
+            self.access
+            if registry == self.registry
+            else RemoteAccess(authfile=self.access.authfile, registries_d=self.access.registries_d)
+        )
+        # Remembered like a local tag: a run where nothing changed asks no registry.
+        memo = remote_ids_dir() / hashlib.sha256(ref.encode()).hexdigest()[:32]
+        image_id = memo.read_text().strip() if memo.is_file() else ""
+        if not image_id:
+            try:
+                image_id = self.skopeo.image_id(ref, access) or ""
+            except ToolError as exc:
+                failure = registry_failure(exc, registry, f"looking up {ref}", access)
+                self.log(f"WARNING unit cache: {failure}; pulling it instead")
+                return None
+            if image_id:
+                write_atomically(memo, image_id.encode())
+        if image_id:
+            self.log(f"    {ref} is not here: its ID {image_id[:12]}, from its registry")
+        return ImageFacts(ref, image_id) if image_id else None
 
     def holds(self, plan: BuildPlan, unit: Unit) -> bool:
         """Whether the cache has unit, labelled as that unit (a mismatch is a warning)."""

@@ -3,6 +3,7 @@ pulling a layer (the unit cache asks this before it pulls anything)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,21 +27,33 @@ class Skopeo:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
-    def inspect(self, ref: str, access: RemoteAccess) -> RemoteImage | None:
-        """docker://ref's digest and labels; None when the registry has no such image.
-        Other failures (unreachable, refused) raise ToolError."""
+    def _inspect(self, ref: str, access: RemoteAccess, *flags: str) -> str | None:
         globals_ = ["--registries.d", access.registries_d] if access.registries_d else []
-        argv = ["skopeo", *globals_, "inspect", "--retry-times", "0", *access.buildah_args()]
+        argv = ["skopeo", *globals_, "inspect", *flags, "--retry-times", "0"]
+        argv += access.buildah_args()
         if access.authfile is None and (authfile := user_authfile()):
             argv += ["--authfile", authfile]
         try:
-            out = self.runner.run([*argv, f"docker://{ref}"])
+            return self.runner.run([*argv, f"docker://{ref}"])
         except ToolError as exc:
             if any(word in (exc.output or str(exc)) for word in _MISSING):
                 return None
             raise
+
+    def inspect(self, ref: str, access: RemoteAccess) -> RemoteImage | None:
+        """docker://ref's digest and labels; None when the registry has no such image.
+        Other failures (unreachable, refused) raise ToolError."""
+        out = self._inspect(ref, access)
+        if out is None:
+            return None
         document = json.loads(out)
         return RemoteImage(str(document.get("Digest", "")), dict(document.get("Labels") or {}))
+
+    def image_id(self, ref: str, access: RemoteAccess) -> str | None:
+        """The ID buildah gives docker://ref (for this machine's platform) once pulled: the
+        sha256 of its config blob, read without pulling a layer. None when it isn't there."""
+        config = self._inspect(ref, access, "--config", "--raw")
+        return None if config is None else hashlib.sha256(config.encode()).hexdigest()
 
     def raw_manifest(self, ref: str, access: RemoteAccess) -> str:
         """The manifest (or list) docker://ref serves, byte for byte (`inspect --raw`)."""

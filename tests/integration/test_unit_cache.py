@@ -24,6 +24,8 @@ from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.config.load import load_target
 from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.host.registry import RemoteAccess
+from qjson_tasks.host.skopeo import Skopeo
 from qjson_tasks.host.storage import runner_environment, temporary_storage
 from qjson_tasks.sbom.store import provenance_path, stored_path
 from tests.conftest import PROJECT_DIR
@@ -183,3 +185,15 @@ def test_an_unreachable_cache_is_one_warning_in_the_plan(
     warnings = [x for x in result.stderr.splitlines() if x.startswith("WARNING unit cache:")]
     assert len(warnings) == 1 and "is unreachable" in warnings[0], result.stderr
     assert 'status = "in cache"' not in result.stdout
+
+
+def test_an_images_registry_id_is_the_id_buildah_gives_it_once_pulled(
+    registry: Registry, buildah: Buildah
+) -> None:
+    """What lets runner B plan with a builder image it never pulls."""
+    base = resolve_target("offline").config.runtime.base_image
+    ref = f"{registry.host}/qjt/builder-image:1"
+    buildah.push(base, f"docker://{ref}", RemoteAccess(tls_verify=False))
+    remote_id = Skopeo(buildah.runner).image_id(ref, RemoteAccess(tls_verify=False))
+    assert remote_id == buildah.image_id(base)
+    assert Skopeo(buildah.runner).image_id(f"{ref}-missing", RemoteAccess(False)) is None

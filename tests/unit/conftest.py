@@ -31,10 +31,14 @@ def sbom_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 def pending_pushes(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
-    """The unit cache's notes of owed pushes, in a directory of the test's own."""
+    """The unit cache's notes of owed pushes (and of remote image IDs), in directories of
+    the test's own."""
     from qjson_tasks.build import unitcache
 
     directory = tmp_path_factory.mktemp("pending")
     directory.chmod(0o700)
     monkeypatch.setattr(unitcache, "pending_dir", lambda: directory)
+    ids = tmp_path_factory.mktemp("remote-ids")
+    ids.chmod(0o700)
+    monkeypatch.setattr(unitcache, "remote_ids_dir", lambda: ids)
     return directory

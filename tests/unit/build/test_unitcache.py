@@ -17,7 +17,7 @@ from qjson_tasks.build.session import Session
 from qjson_tasks.build.unitcache import UnitCache
 from qjson_tasks.config.load import find_target
 from qjson_tasks.config.model import Target
-from qjson_tasks.errors import ToolError
+from qjson_tasks.errors import StepError, ToolError
 from qjson_tasks.host.buildah import Buildah
 from qjson_tasks.host.registry import RemoteAccess
 from qjson_tasks.host.skopeo import RemoteImage
@@ -35,6 +35,11 @@ class FakeRegistry:
     held: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     unreachable: bool = False
     lookups: list[str] = field(default_factory=list)
+    ids: dict[str, str] = field(default_factory=dict)  # image ref -> ID, for image_id
+
+    def image_id(self, ref: str, access: RemoteAccess) -> str | None:
+        self.lookups.append(ref)
+        return self.ids.get(ref)
 
     def inspect(self, ref: str, access: RemoteAccess) -> RemoteImage | None:
         self.lookups.append(ref)
@@ -296,3 +301,57 @@ def test_a_push_that_did_not_go_through_is_made_by_the_next_run_where_nothing_ch
     third = build(target, runner, registry, run_id="r3")  # nothing owed: no registry at all
     assert third.pushed == () and pushed(runner) == []
     assert len(registry.lookups) == 6  # three in each of the first two runs, none in the third
+
+
+BUILDER = "registry.example:5000/images/rust:1-bookworm"
+
+
+@pytest.fixture
+def rust_target(target: Target) -> Target:
+    """A target whose builder image is not its runtime base, as apisix's is."""
+    from qjson_tasks.config.load import Overrides, apply_overrides
+
+    return apply_overrides(target, Overrides(builder_image=BUILDER))
+
+
+def test_a_builder_image_that_is_not_here_is_planned_by_its_registry_id_and_never_pulled(
+    rust_target: Target, mount_root: Path
+) -> None:
+    registry = FakeRegistry(ids={BUILDER: "b" * 64})
+    pusher = make_runner(mount_root)
+    pusher.images[BUILDER] = "b" * 64
+    first = build(rust_target, pusher, registry)
+    registry.record_pushes(pusher)
+    assert not any(BUILDER in call for call in pulled(pusher))  # it was local there
+
+    runner = make_runner(mount_root)  # runner B: the base image only
+    registry.serve_to(runner, pusher)
+    lines: list[str] = []
+    result = build(rust_target, runner, registry, log=lines.append)
+    assert result.cached == ("runtime",) and result.image_id == first.image_id
+    assert BUILDER not in pulled(runner)
+    assert f"    {BUILDER} is not here: its ID bbbbbbbbbbbb, from its registry" in lines
+    looked_up = registry.lookups.count(BUILDER)
+    build(rust_target, runner, registry, run_id="r2")  # nothing changed: no registry asked
+    assert registry.lookups.count(BUILDER) == looked_up
+
+
+def test_a_builder_image_planned_remotely_is_pulled_when_the_builder_must_be_built(
+    rust_target: Target, mount_root: Path
+) -> None:
+    registry = FakeRegistry(ids={BUILDER: "b" * 64})
+    runner = make_runner(mount_root, pulled_ids={BUILDER: "b" * 64})
+    result = build(rust_target, runner, registry)
+    assert result.built == ("builder", "rock-tree", "runtime")
+    assert pulled(runner) == [BUILDER]
+
+
+def test_a_builder_tag_that_moved_since_the_plan_stops_before_the_builder_is_made(
+    rust_target: Target, mount_root: Path
+) -> None:
+    registry = FakeRegistry(ids={BUILDER: "b" * 64})
+    runner = make_runner(mount_root, pulled_ids={BUILDER: "c" * 64})
+    with pytest.raises(StepError, match="is image cccccccccccc now, not the bbbbbbbbbbbb"):
+        build(rust_target, runner, registry)
+    assert not any(is_call("buildah", "run")(c) for c in runner.calls)
+    assert runner.left_behind() == (set(), set())
