@@ -59,4 +59,7 @@ class Skopeo:
         """The manifest (or list) docker://ref serves, byte for byte (`inspect --raw`)."""
         globals_ = ["--registries.d", access.registries_d] if access.registries_d else []
         argv = ["skopeo", *globals_, "inspect", "--raw", "--retry-times", "0"]
-        return self.runner.run([*argv, *access.buildah_args(), f"docker://{ref}"])
+        argv += access.buildah_args()
+        if access.authfile is None and (authfile := user_authfile()):
+            argv += ["--authfile", authfile]  # as inspect does, inside `buildah unshare`
+        return self.runner.run([*argv, f"docker://{ref}"])
