@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tomli_w
 
@@ -24,13 +25,19 @@ from qjson_tasks.errors import QjsonTasksError
 from qjson_tasks.host import labelmemo, locks, rootless
 from qjson_tasks.host.buildah import Buildah
 
+if TYPE_CHECKING:
+    from qjson_tasks.build.unitcache import UnitCache
 
-def current_plan(target: Target, tools: Tools) -> BuildPlan:
-    """The plan from what is local now; nothing is made, pulled or run."""
+
+def current_plan(target: Target, tools: Tools, cache: UnitCache | None = None) -> BuildPlan:
+    """The plan from what is local now; nothing is made, pulled or run. With a unit cache,
+    a builder image that is not here counts by the ID its registry gives it."""
     config = target.config
     index = image_index(tools.buildah)
     base = image_facts(tools.buildah, config.runtime.base_image, index)
     builder = image_facts(tools.buildah, config.builder.image, index)
+    if builder is None and cache is not None and target.platform is None:
+        builder = cache.remote_image(config.builder.image)
     inputs = plan_inputs(
         target, base, builder, verify_digest(target), lockfile.checked_lock(target)
     )
@@ -43,9 +50,12 @@ def plan_toml(target: Target, tools: Tools) -> str:
     present = set(image_index(tools.buildah))
     header = f"# plan for target {target.name} from {target.path}; nothing was run\n"
     documents = {}
+    from qjson_tasks.app.build import unit_cache
+
     for view in platform_targets(target):
-        plan = current_plan(view, tools)
-        documents[view.platform] = plan.document(present, cached_units(view, tools, plan, present))
+        cache = unit_cache(view, tools, None)
+        plan = current_plan(view, tools, cache)
+        documents[view.platform] = plan.document(present, cached_units(cache, plan, present))
     if None in documents:
         return header + tomli_w.dumps(documents[None])
     # One image per platform, each its own units; the output tag is their manifest list.
@@ -58,12 +68,9 @@ def plan_toml(target: Target, tools: Tools) -> str:
     return header + tomli_w.dumps(document)
 
 
-def cached_units(target: Target, tools: Tools, plan: BuildPlan, present: set[str]) -> list[str]:
-    """The kinds of the plan's units the target's unit cache holds (asked only for units
-    that aren't local; an unreachable cache is a warning)."""
-    from qjson_tasks.app.build import unit_cache
-
-    cache = unit_cache(target, tools, None)
+def cached_units(cache: UnitCache | None, plan: BuildPlan, present: set[str]) -> list[str]:
+    """The kinds of the plan's units the unit cache holds (asked only for units that aren't
+    local; an unreachable cache is a warning)."""
     if cache is None or not plan.resolved:
         return []
     return [

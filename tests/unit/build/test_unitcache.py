@@ -355,3 +355,26 @@ def test_a_builder_tag_that_moved_since_the_plan_stops_before_the_builder_is_mad
         build(rust_target, runner, registry)
     assert not any(is_call("buildah", "run")(c) for c in runner.calls)
     assert runner.left_behind() == (set(), set())
+
+
+def test_the_plan_counts_a_missing_builder_image_by_its_registry_id(
+    rust_target: Target, mount_root: Path
+) -> None:
+    from qjson_tasks.app.tools import Tools
+    from qjson_tasks.app.units import cached_units, current_plan
+    from qjson_tasks.app.verify import verify_digest
+
+    registry = FakeRegistry(ids={BUILDER: "b" * 64})
+    pusher = make_runner(mount_root)
+    pusher.images[BUILDER] = "b" * 64
+    build(rust_target, pusher, registry, verify_digest=verify_digest(rust_target))  # as the app
+    registry.record_pushes(pusher)
+
+    runner = make_runner(mount_root)
+    cache = UnitCache(REPOSITORY, RemoteAccess(False), True, registry, lambda line: None)  # type: ignore[arg-type]
+    tools = Tools(runner, Buildah(runner))
+    assert not current_plan(rust_target, tools).resolved  # without the cache: provisional
+    plan = current_plan(rust_target, tools, cache)
+    assert plan.resolved and plan.builder_id == "b" * 64
+    assert cached_units(cache, plan, set()) == ["builder", "rock-tree", "runtime"]
+    assert not any(is_call("buildah", "pull")(c) for c in runner.calls)
