@@ -310,21 +310,26 @@ def verify(
     from qjson_tasks.app.publish import registry_access_for, run_remote_verify
     from qjson_tasks.app.targets import resolve_target
     from qjson_tasks.app.tools import run_tools
-    from qjson_tasks.app.verify import run_verify, write_json_report
+    from qjson_tasks.app.verify import run_verify_outputs, write_json_report
 
     resolved = resolve_target(target, config)
     access = registry_access_for(image, tls_verify, authfile, registries_d, policy)
     with run_tools(resolved) as tools:
         if access is None:
-            report = run_verify(resolved, tools, image)
+            reports = run_verify_outputs(resolved, tools, image)  # one per platform
         else:
-            report = run_remote_verify(resolved, tools, image, access)
-    print(report.table())
-    if report.provenance:
-        print(report.provenance_lines())
+            reports = [run_remote_verify(resolved, tools, image, access)]
+    for report in reports:
+        if len(reports) > 1:
+            print(f"== {report.image}")
+        print(report.table())
+        if report.provenance:
+            print(report.provenance_lines())
     if json:
-        write_json_report(report, json)
-    if not report.passed:
+        write_json_report(reports if len(reports) > 1 else reports[0], json)
+    failed = [report for report in reports if not report.passed]
+    if failed:
+        report = failed[0]
         names = ", ".join(check.name for check in report.failed())
         raise Exit(f"ERROR verification of {report.image} failed: {names}", code=1)
 

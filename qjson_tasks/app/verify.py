@@ -27,6 +27,18 @@ def run_verify(target: Target, tools: Tools, image: str | None = None) -> Verify
     return verify_image(reference, target, tools.buildah, tools.session_run_id())
 
 
+def run_verify_outputs(
+    target: Target, tools: Tools, image: str | None = None
+) -> list[VerifyReport]:
+    """`invoke verify`: the given image, or the target's output; for a multi-platform target
+    (output.platforms) each platform's image, against that platform's base."""
+    from qjson_tasks.build.platforms import platform_targets
+
+    if image is not None:
+        return [run_verify(target, tools, image)]
+    return [run_verify(view, tools) for view in platform_targets(target)]
+
+
 def verify_digest(target: Target) -> str:
     """What the verification of a runtime unit depends on beyond the config: the smoke
     scripts and the gateway check's nginx snippet."""
@@ -39,8 +51,10 @@ def verify_digest(target: Target) -> str:
     return digest.hexdigest()
 
 
-def write_json_report(report: VerifyReport, path: str) -> None:
+def write_json_report(report: VerifyReport | list[VerifyReport], path: str) -> None:
+    """One report as a JSON object; several (one per platform) as a list of them."""
+    data = report.to_json() if not isinstance(report, list) else [r.to_json() for r in report]
     try:
-        Path(path).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"--json: cannot write {path}: {exc.strerror}") from None
