@@ -57,7 +57,23 @@ def show_target(target: Target) -> str:
     data = target.config.model_dump(mode="json", exclude_none=True)
     data["builder"]["env"] = shown_env(data["builder"].get("env", {}))
     header = f"# target {target.name} from {target.path}\n"
-    return header + tomli_w.dumps(data)
+    return header + tomli_w.dumps(data) + _platform_lines(target)
+
+
+def _platform_lines(target: Target) -> str:
+    """For output.platforms: the images each platform's build uses and makes (comments)."""
+    from qjson_tasks.build.platforms import platform_targets
+
+    if target.config.output.platforms is None:
+        return ""
+    lines = [f"\n# {target.config.output.reference} is a manifest list of:"]
+    for view in platform_targets(target):
+        config = view.config
+        lines.append(
+            f"#   {view.platform}: {config.output.reference} (base {config.runtime.base_image},"
+            f" builder {config.builder.image})"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def floating_warnings(target: Target) -> list[str]:

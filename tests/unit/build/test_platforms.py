@@ -27,6 +27,9 @@ from tests.unit.fakes import FakeRunner
 
 AMD64 = parse_platform("linux/amd64")
 ARM64 = parse_platform("linux/arm64")
+ON_AMD64 = pytest.mark.skipif(
+    host_platform() != AMD64, reason="expects the names an amd64 host gives arm64's images"
+)
 
 
 def target(tmp_path: Path, *changes: tuple[str, object]) -> Target:
@@ -386,6 +389,7 @@ def test_the_containerfile_says_how_to_build_every_platform(tmp_path: Path) -> N
     assert "--platform" not in render(target(tmp_path / "single"), tmp_path)
 
 
+@ON_AMD64
 def test_plan_prints_each_platforms_units(tmp_path: Path) -> None:
     import tomllib
 
@@ -403,3 +407,18 @@ def test_plan_prints_each_platforms_units(tmp_path: Path) -> None:
     assert arm["units"]["builder"]["inputs"]["image"]["ref"].endswith(":1-bookworm-linux-arm64")
     single = tomllib.loads(plan_toml(target(tmp_path / "one"), Tools(runner, Buildah(runner))))
     assert "platforms" not in single and "platform" not in single["units"]["builder"]["inputs"]
+
+
+@ON_AMD64
+def test_show_names_each_platforms_images(tmp_path: Path) -> None:
+    from qjson_tasks.app.targets import show_target
+
+    loaded = target(tmp_path, ("output.platforms", ["linux/amd64", "linux/arm64"]))
+    text = show_target(loaded)
+    assert 'platforms = [\n    "linux/amd64",\n    "linux/arm64",\n]' in text
+    assert (
+        "#   linux/arm64: localhost/qjson-tasks/test:latest-linux-arm64 (base"
+        " docker.io/library/debian:bookworm-slim-linux-arm64, builder"
+        " docker.io/library/rust:1-bookworm-linux-arm64)"
+    ) in text
+    assert "manifest list" not in show_target(target(tmp_path / "one"))
