@@ -13,6 +13,7 @@ from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.pipeline import BuildResult
 from qjson_tasks.config.model import Target
 from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.verify.checks import CHECKS
 from tests.conftest import PROJECT_DIR
 
 ARTIFACTS = (
@@ -96,10 +97,11 @@ def test_verify_cli_passes_writes_json_and_leaves_the_image_unchanged(
         cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert [line.split()[1] for line in result.stdout.splitlines()[1:9]] == ["PASS"] * 8
+    rows = result.stdout.splitlines()[1 : 1 + len(CHECKS)]
+    assert [row.split()[:2] for row in rows] == [[name, "PASS"] for name in CHECKS]
     assert "provenance (image labels):" in result.stdout
     data = json.loads(report.read_text())
-    assert data["passed"] is True and len(data["checks"]) == 8
+    assert data["passed"] is True and len(data["checks"]) == len(CHECKS)
     after = buildah.inspect_image(built.image_ref)
     assert before is not None and after is not None
     assert after.image_id == before.image_id
