@@ -51,14 +51,14 @@ def verified_list(
 
     images = [(p, verified_output(platform_view(target, p).target, tools)) for p in platforms]
     ref = target.config.output.reference
-    listed = tools.buildah.manifest_inspect(ref) if tools.buildah.image_id(ref) else None
+    list_id = next((i.image_id for i in tools.buildah.images() if ref in i.names), "")
+    listed = tools.buildah.manifest_inspect(list_id) if list_id else None  # by ID: local
     wanted = wanted_entries(tools.buildah, images)
     if listed is None or sorted(listed.entries) != sorted(wanted):
         raise PublishRefused(
             f"{ref} is not the manifest list of the verified {', '.join(map(str, platforms))}"
             f" images, so it is not pushed: run `{_rerun(target)}`, which makes it"
         )
-    list_id = next(i.image_id for i in tools.buildah.images() if ref in i.names)
     return list_id, images
 
 

@@ -62,7 +62,7 @@ def tag_manifest_list(
     wanted = wanted_entries(buildah, images)
     with locks.hold(ref, log):
         previous = _named(buildah, ref)
-        current = buildah.manifest_inspect(ref) if previous else None
+        current = buildah.manifest_inspect(previous) if previous else None  # by ID: local
         if previous and current is not None and sorted(current.entries) == sorted(wanted):
             return TaggedList(ref, previous, current.entries, changed=False)
         temporary = temporary_list(target, run_id)

@@ -192,8 +192,9 @@ class Buildah:
         self._run(*args, name, f"containers-storage:{image_id}")
 
     def manifest_inspect(self, name: str) -> ManifestList | None:
-        """A local list's entries; None when name is a plain image. Only ask for a name that
-        is local: for any other, buildah 1.28 asks the registry the name points at."""
+        """A local list's entries; None when it is a plain image. Give an image ID: buildah
+        1.28 looks a name that is not a local list up in the registry it points at (also
+        for a local plain image of that name)."""
         try:
             return ManifestList.from_inspect(self._run("manifest", "inspect", name))
         except ToolMissingError:

@@ -277,7 +277,8 @@ class ListRunner(FakeRunner):
             self.lists[rest[-2]].append(entry)
             return ""
         if action == "inspect":
-            name = rest[-1]
+            name = rest[-1]  # a list's ID: one of its names
+            name = next((n for n, i in self.images.items() if i == name and n in self.lists), name)
             if name not in self.lists:
                 raise ToolError("manifest is of type application/vnd.oci... (not a list type)")
             return json.dumps({"manifests": self.lists[name]})
@@ -312,6 +313,8 @@ def test_the_list_is_made_once_and_left_alone_when_nothing_changed(tmp_path: Pat
     )
     assert not again.changed
     assert not [c for c in runner.calls if c[1:3] == ["manifest", "create"]]
+    # Asked by ID: by name, buildah would ask a registry about a plain image.
+    assert ["buildah", "manifest", "inspect", first.list_id] in runner.calls
 
 
 def test_a_failed_add_leaves_the_tag_and_removes_the_new_list(tmp_path: Path) -> None:
