@@ -425,3 +425,23 @@ def test_show_names_each_platforms_images(tmp_path: Path) -> None:
         " docker.io/library/rust:1-bookworm-linux-arm64)"
     ) in text
     assert "manifest list" not in show_target(target(tmp_path / "one"))
+
+
+# --- what a killed multi-platform run leaves ------------------------------------------------
+
+
+def test_a_dead_runs_temporary_list_goes_with_manifest_rm(tmp_path: Path) -> None:
+    from qjson_tasks.build.names import is_run_image, temporary_list
+    from qjson_tasks.build.sweep import sweep_dead_runs
+
+    run_dir = tmp_path / "runs"
+    run_dir.mkdir()
+    (run_dir / "c04cc4c9.run").write_text("4242\n")  # nobody holds its lock
+    listed = temporary_list("offline", "c04cc4c9")
+    assert is_run_image(listed, "c04cc4c9") and not is_run_image(listed, "1a2b3c4d")
+    runner = FakeRunner(tmp_path, images={listed: "l" * 64})
+    lines: list[str] = []
+    sweep_dead_runs(Buildah(runner), lines.append, run_dir)
+    assert ["buildah", "manifest", "rm", listed] in runner.calls
+    assert ["buildah", "rmi", listed] not in runner.calls  # rmi would remove an image it holds
+    assert lines == ["removed 1 image left by an interrupted run (c04cc4c9)"]
