@@ -24,12 +24,14 @@ from qjson_tasks.app.publish import push_request, run_publish
 from qjson_tasks.app.publish_list import ListPublishResult, format_list_result
 from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.app.tools import Tools
+from qjson_tasks.app.units import current_plan
 from qjson_tasks.app.verify import run_verify
 from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.build.names import container_name
 from qjson_tasks.build.platforms import platform_view
 from qjson_tasks.config.model import Target
 from qjson_tasks.config.platforms import parse_platform
+from qjson_tasks.errors import QjsonTasksError
 from qjson_tasks.host.buildah import Buildah
 from qjson_tasks.host.emulation import emulation_problem
 from qjson_tasks.sbom.store import stored_path
@@ -215,3 +217,40 @@ def test_publish_pushes_the_list_with_every_image_and_checks_each(
         assert each.report.passed, each.report.table()
     text = format_list_result(result)
     assert text.startswith(f"published {to} (manifest list ")
+
+
+def test_one_platform_failing_leaves_the_previous_list(
+    two_platforms: MultiBuildResult,
+    platforms_target: Target,
+    tools: Tools,
+    buildah: Buildah,
+    tmp_path: Path,
+) -> None:
+    """A smoke script that fails under the arm64 LuaJIT only: amd64 builds and verifies, the
+    arm64 image fails, and the output tag keeps the list it had."""
+    ref = two_platforms.image_ref
+    before = next(i.image_id for i in buildah.images() if ref in i.names)
+    script = tmp_path / "smoke.lua"
+    script.write_text('if jit.arch == "arm64" then error("planted: fails on arm64") end\n')
+    config = platforms_target.config
+    verify = config.verify.model_copy(update={"smoke_script": str(script)})
+    failing = Target(
+        platforms_target.name,
+        platforms_target.path,
+        config.model_copy(update={"verify": verify}),
+    )
+    try:
+        with pytest.raises(QjsonTasksError, match="planted: fails on arm64"):
+            run_platform_builds(failing, tools, PLATFORMS)
+        assert next(i.image_id for i in buildah.images() if ref in i.names) == before
+        listed = buildah.manifest_inspect(before)
+        assert listed is not None and listed == buildah.manifest_inspect(
+            two_platforms.manifest.list_id  # type: ignore[union-attr]
+        )
+    finally:
+        # The per-platform tags back on the session's images; the amd64 unit of the failing
+        # script (its runtime) removed.
+        run_platform_builds(platforms_target, tools, PLATFORMS)
+        amd64 = current_plan(platform_view(failing, AMD64).target, tools).runtime.image
+        if buildah.image_id(amd64):
+            buildah.rmi_quietly(amd64)
