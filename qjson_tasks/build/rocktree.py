@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import zipfile
 from contextlib import ExitStack
 from dataclasses import replace
@@ -29,6 +28,7 @@ from qjson_tasks.build.plan import BuildPlan
 from qjson_tasks.build.session import BuildSession
 from qjson_tasks.build.steps import VENDOR_DIR, RockStep, cargo_download_mounts, cargo_home
 from qjson_tasks.errors import ToolError
+from qjson_tasks.host.storage import scratch_dir
 from qjson_tasks.luarocks.versions import Requirement
 from qjson_tasks.rocks.source import ignored
 
@@ -87,8 +87,8 @@ def rock_labels(tree: Path, plan: BuildPlan, kept: dict[str, str]) -> dict[str, 
 
 
 def _copy_local_rock(session: BuildSession, container: str, directory: str, inside: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="qjt-rock-") as tmp:
-        staged = Path(tmp) / "src"
+    with scratch_dir(session.run_id) as tmp:  # named after the run: swept if it dies here
+        staged = tmp / "src"
         # Plain copies get fresh mtimes, so cargo's cached target directory (a cache mount)
         # never mistakes a changed file for an unchanged one.
         shutil.copytree(
@@ -240,7 +240,8 @@ def build_rock_tree(session: BuildSession, vendor: Path | None) -> None:
     """Install the rocks in a builder container; keep only the tree, as the rock-tree unit."""
     plan, buildah = session.plan, session.buildah
     with ExitStack() as scope:
-        vendored = Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="qjt-vendor-")))
+        # Named after the run, so the sweep removes what a killed run left (host/storage.py).
+        vendored = scope.enter_context(scratch_dir(session.run_id))
         offline: tuple[str, ...] = ()
         if plan.lock is not None:
             from qjson_tasks.rocks.vendor import fetch_locked
@@ -249,8 +250,8 @@ def build_rock_tree(session: BuildSession, vendor: Path | None) -> None:
             with session.step("fetch locked rocks", hint=False):
                 fetch_locked(session.target, plan.lock, vendored, vendor, session.runner)
                 if vendor is not None:
-                    scratch = scope.enter_context(tempfile.TemporaryDirectory(prefix="qjt-"))
-                    offline = offline_crates(session, vendor, Path(scratch))
+                    scratch = scope.enter_context(scratch_dir(session.run_id))
+                    offline = offline_crates(session, vendor, scratch)
         with session.step("builder container"):
             builder = scope.enter_context(
                 buildah.container(plan.builder.image, plan.container_name("builder"))

@@ -25,7 +25,8 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Leftovers:
-    """The containers, images and temporary storages that carry one run's id."""
+    """The containers, images and temporary directories (storages, scratch directories)
+    that carry one run's id."""
 
     run_id: str
     containers: tuple[str, ...] = ()
@@ -101,7 +102,7 @@ def summary(removed: Sequence[Leftovers]) -> str:
     storages = sum(len(each.storages) for each in runs_named)
     what = [_count(containers, "container")] if containers else []
     what += [_count(images, "image")] if images else []
-    what += [_count(storages, "temporary storage")] if storages else []
+    what += [_count(storages, "temporary directory")] if storages else []
     by = "an interrupted run" if len(runs_named) == 1 else f"{len(runs_named)} interrupted runs"
     ids = ", ".join(each.run_id for each in runs_named)
     listed = " and ".join([", ".join(what[:-1]), what[-1]] if len(what) > 1 else what)

@@ -31,6 +31,7 @@ from qjson_tasks.config.model import Target
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host import runs
 from qjson_tasks.host.buildah import Buildah
+from qjson_tasks.host.storage import STORAGE_PREFIX, storage_place
 from qjson_tasks.verify.smoke import default_smoke_script
 from tests.integration.conftest import DEMO_ROCK, changed_demo_rock, offline_config_data
 from tests.integration.processes import Invocation, group_members, invoke
@@ -169,13 +170,15 @@ def lab(tmp_path: Path, built: BuildResult, buildah: Buildah) -> Iterator[Lab]:
     made.cleanup()
 
 
-def swept(run_id: str, containers: set[str], images: set[str]) -> str:
+def swept(run_id: str, containers: set[str], images: set[str], directories: int = 0) -> str:
     """The line the next run must print for these leftovers."""
     counts = [
         f"{len(names)} {noun}{'' if len(names) == 1 else 's'}"
         for names, noun in ((containers, "container"), (images, "image"))
         if names
     ]
+    if directories:
+        counts.append(f"{directories} temporary director{'y' if directories == 1 else 'ies'}")
     return f"removed {' and '.join(counts)} left by an interrupted run ({run_id})"
 
 
@@ -190,21 +193,28 @@ def assert_swept(lab: Lab, crash: Crash, run_id: str, output: str, line: str) ->
     assert not (runs.run_dir() / f"{run_id}.run").exists()
 
 
+# (step, target variant, the process killed, the unit left unfinished, scratch directories
+# of the run's left: the rock install's, where the rocks it installs are staged)
 KILL_POINTS = [
-    ("builder setup", {"setup": 2}, ("buildah", "run", "-setup-"), "builder"),
-    ("rock install", {"rust": True}, ("buildah", "run", "-builder-", "luarocks"), "rock-tree"),
-    ("commit", {}, ("buildah", "commit", "-runtime-"), "runtime"),
-    ("verify", {"smoke": SLOW_SMOKE}, ("buildah", "run", "qjt-verify-"), "runtime"),
+    ("builder setup", {"setup": 2}, ("buildah", "run", "-setup-"), "builder", 0),
+    ("rock install", {"rust": True}, ("buildah", "run", "-builder-", "luarocks"), "rock-tree", 1),
+    ("commit", {}, ("buildah", "commit", "-runtime-"), "runtime", 0),
+    ("verify", {"smoke": SLOW_SMOKE}, ("buildah", "run", "qjt-verify-"), "runtime", 0),
 ]
 
 
 @pytest.mark.parametrize(
-    ("step", "variant", "process", "unit"),
+    ("step", "variant", "process", "unit", "directories"),
     KILL_POINTS,
     ids=["builder setup", "rock install", "runtime commit", "verify"],
 )
 def test_the_next_build_sweeps_what_a_killed_build_left(
-    lab: Lab, step: str, variant: dict[str, object], process: tuple[str, ...], unit: str
+    lab: Lab,
+    step: str,
+    variant: dict[str, object],
+    process: tuple[str, ...],
+    unit: str,
+    directories: int,
 ) -> None:
     crash = lab.target("crash", **variant)  # type: ignore[arg-type]
     run = lab.build(crash)
@@ -214,6 +224,8 @@ def test_the_next_build_sweeps_what_a_killed_build_left(
 
     containers, images = lab.left_by(run_id)
     assert containers, f"the kill during {step} left no container to sweep"
+    scratch = list(storage_place().glob(f"{STORAGE_PREFIX}{run_id}-*"))
+    assert len(scratch) == directories, scratch
     assert lab.buildah.image_id(crash.output) == lab.good.image_id
     assert lab.buildah.image_id(lab.unit_image(crash, unit)) is None, "an unfinished unit"
 
@@ -222,7 +234,8 @@ def test_the_next_build_sweeps_what_a_killed_build_left(
     assert lab.buildah.image_id(crash.output) == lab.good.image_id, "tagged before verified"
     output = again.finish()
     assert f"built {crash.output} (" in output and "), verified\n" in output
-    assert_swept(lab, crash, run_id, output, swept(run_id, containers, images))
+    assert_swept(lab, crash, run_id, output, swept(run_id, containers, images, directories))
+    assert not list(storage_place().glob(f"{STORAGE_PREFIX}{run_id}-*"))
     assert lab.buildah.image_id(crash.output) not in (None, lab.good.image_id)
 
 

@@ -98,7 +98,7 @@ def test_a_dead_runs_temporary_storage_is_emptied_and_removed(
     assert ["buildah", *storage_flags, "rm", "--all"] in runner.calls
     assert ["buildah", *storage_flags, "rmi", "--all", "--force"] in runner.calls
     assert swept == [Leftovers(DEAD, storages=(str(mine),))]
-    assert lines == [f"removed 1 temporary storage left by an interrupted run ({DEAD})"]
+    assert lines == [f"removed 1 temporary directory left by an interrupted run ({DEAD})"]
     assert not mine.exists() and live.is_dir() and foreign.is_dir()
 
 
@@ -139,7 +139,7 @@ def test_a_run_file_of_another_user_is_never_swept(run_dir: Path, tmp_path: Path
 def test_the_line_names_every_kind_removed() -> None:
     everything = Leftovers(DEAD, ("a",), ("b", "c"), ("d",))
     assert summary([everything]) == (
-        f"removed 1 container, 2 images and 1 temporary storage left by an interrupted run ({DEAD})"
+        f"removed 1 container, 2 images and 1 temporary directory left by an interrupted run ({DEAD})"
     )
 
 
