@@ -297,6 +297,10 @@ def run_benchmark(target: Target, tools: Tools, repeat: int, out_dir: Path) -> s
                 log(f"==> CI runner with a unit cache, {n} of {repeat}")
                 ci_runner(run, n)
             sizes = measure_sizes(run, target)
+            from qjson_tasks.app.bench_platform import OTHER, other_platform
+
+            log(f"==> {OTHER}")
+            other_platform(run, original)
         finally:
             remove_bench_images(buildah, before, run.changed_units)
     table = write_results(results_of(run, target, repeat, sizes), out_dir)

@@ -13,6 +13,12 @@ WARM_RUNS = 5  # warm samples of each tool per repetition
 # A fresh runner (only the base image) with a warm registry unit cache (app/bench_ci.py).
 CI_SCENARIO = "ci runner with unit cache qjson-tasks"
 CI_RATIO = "ci runner with unit cache / cold (qjson-tasks)"
+PLATFORM_KINDS = ("cold", "rock change")  # timed for another platform too (app/bench_platform)
+
+
+def platform_scenario(kind: str, platform: str) -> str:
+    """A scenario's name for another platform's builds, e.g. `cold qjson-tasks linux/arm64`."""
+    return f"{kind} qjson-tasks {platform}"
 
 
 @dataclass
@@ -105,6 +111,7 @@ def markdown(results: dict[str, Any]) -> str:
         f" Cold builds after removing every unit gave the same image ID each time:"
         f" {'yes' if results['reproducible'] else 'no'}.",
         *_ci_lines(results),
+        *_platform_lines(results),
         "",
         "Targets: "
         + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in met.items()),
@@ -122,6 +129,24 @@ def _ci_lines(results: dict[str, Any]) -> list[str]:
         f" cache on 127.0.0.1): {ci.cell()} to a verified image,"
         f" {results['ratios'][CI_RATIO]:.2f} of the cold build.",
     ]
+
+
+def _platform_lines(results: dict[str, Any]) -> list[str]:
+    timings = results["timings"]
+    suffix = " qjson-tasks "
+    platforms = sorted({n.split(suffix, 1)[1] for n in timings if suffix in n})
+    lines = []
+    for platform in platforms:
+        cells = []
+        for kind in PLATFORM_KINDS:
+            other = timings.get(platform_scenario(kind, platform))
+            host = timings.get(f"{kind} qjson-tasks")
+            if other and host:
+                theirs, ours = Samples(other["seconds"]), Samples(host["seconds"])
+                cells.append(f"{kind} {theirs.cell()} against {ours.median:.2f} s here")
+        if cells:
+            lines += ["", f"{platform} under emulation, one sample: " + "; ".join(cells) + "."]
+    return lines
 
 
 def update_readme(readme: Path, table: str) -> bool:

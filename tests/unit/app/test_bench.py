@@ -98,3 +98,17 @@ def test_the_ci_runner_scenario_is_judged_against_the_cold_build_when_it_ran() -
         bench_report.markdown(timed)
     )
     assert not results(ci=[7.0])["targets_met"][bench_report.CI_RATIO]  # 0.17 > 0.15
+
+
+def test_another_platforms_builds_are_reported_next_to_the_hosts() -> None:
+    data = results()
+    assert "under emulation" not in bench_report.markdown(data)
+    for kind, seconds in (("cold", 120.0), ("rock change", 15.5)):
+        name = bench_report.platform_scenario(kind, "linux/arm64")
+        data["timings"][name] = {"seconds": [seconds]}
+    text = bench_report.markdown(data)
+    assert (
+        "linux/arm64 under emulation, one sample: cold 120.00 s (120.00 to 120.00) against"
+        " 41.00 s here; rock change 15.50 s (15.50 to 15.50) against 10.00 s here."
+    ) in text
+    assert bench_report.evaluate(data) == results()["targets_met"]  # no target of its own

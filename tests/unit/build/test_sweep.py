@@ -139,7 +139,8 @@ def test_a_run_file_of_another_user_is_never_swept(run_dir: Path, tmp_path: Path
 def test_the_line_names_every_kind_removed() -> None:
     everything = Leftovers(DEAD, ("a",), ("b", "c"), ("d",))
     assert summary([everything]) == (
-        f"removed 1 container, 2 images and 1 temporary directory left by an interrupted run ({DEAD})"
+        "removed 1 container, 2 images and 1 temporary directory left by an interrupted run"
+        f" ({DEAD})"
     )
 
 
