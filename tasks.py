@@ -196,7 +196,7 @@ def build_runtime(
             from qjson_tasks.app.build import format_multi_result, run_platform_builds
 
             multi = run_platform_builds(
-                resolved, tools, platforms, verify, rebuild, update_lock, vendor
+                resolved, tools, platforms, verify, rebuild, update_lock, vendor, registry
             )
             print(format_multi_result(multi), flush=True)
         else:

@@ -91,6 +91,7 @@ def run_platform_builds(
     rebuild: bool = False,
     update_lock: bool = False,
     vendor: str | None = None,
+    registry: RemoteAccess | None = None,
 ) -> MultiBuildResult:
     """One image per platform, each built and verified as a target of its own (its own base,
     builder and units), then the output tag moved to a manifest list of them all."""
@@ -104,7 +105,9 @@ def run_platform_builds(
     for platform in platforms:
         log(f"==> platform {platform}")
         view = platform_view(target, platform)
-        results.append((platform, _build_one(view.target, tools, verify, rebuild, lock, vendor)))
+        results.append(
+            (platform, _build_one(view.target, tools, verify, rebuild, lock, vendor, registry))
+        )
     manifest = None
     if verify:
         log("==> manifest list")

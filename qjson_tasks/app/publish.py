@@ -114,10 +114,10 @@ def registry_flags(
     """build-runtime's registry flags: the push they ask for, if any, and how the unit
     cache is reached. --no-tls-verify and --authfile serve a unit cache without --push."""
     push_only = (registries_d, policy, digest_file, sign_by)
+    cache_access = remote_access(tls_verify, authfile)  # not the push's policy or signing
     if push is None and target.config.cache is not None and all(f is None for f in push_only):
-        return None, remote_access(tls_verify, authfile)
-    request = push_request(target, push, verify, tls_verify, authfile, *push_only)
-    return request, request.access
+        return None, cache_access
+    return push_request(target, push, verify, tls_verify, authfile, *push_only), cache_access
 
 
 def registry_access_for(
@@ -166,8 +166,16 @@ def verified_output(target: Target, tools: Tools) -> str:
             f"{ref} ({image_id[:12]}) was not verified by qjson-tasks (built with --no-verify,"
             f" or made elsewhere), so it is not pushed: run `{_rerun(target)}`, which verifies it"
         )
-    plan = current_plan(target, tools)
-    if plan.resolved and plan.runtime.image not in names:
+    from qjson_tasks.app.build import unit_cache
+
+    plan = current_plan(target, tools, unit_cache(target, tools, None))
+    if not plan.resolved:
+        raise PublishRefused(
+            f"{ref} ({image_id[:12]}): whether it was verified with the current config can't"
+            f" be told while the builder image {target.config.builder.image} is not here: pull"
+            " it, or give the target the [cache] its units came from"
+        )
+    if plan.runtime.image not in names:
         raise PublishRefused(
             f"{ref} ({image_id[:12]}) was verified for other inputs than the current config"
             f" of target {target.name} (a changed smoke script, rock or base), so it is not"

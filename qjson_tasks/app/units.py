@@ -82,11 +82,15 @@ def cached_units(cache: UnitCache | None, plan: BuildPlan, present: set[str]) ->
 
 def used_units(tools: Tools, config_dir: Path) -> set[str]:
     """The unit images the targets in config_dir use with their current inputs."""
+    from qjson_tasks.app.build import unit_cache
+
     used: set[str] = set()
     for path in list_targets(config_dir):
         try:
             for view in platform_targets(load_target(path)):
-                used.update(unit.image for unit in current_plan(view, tools).units)
+                # With its cache, as its builds plan: a builder image never pulled counts.
+                cache = unit_cache(view, tools, None)
+                used.update(unit.image for unit in current_plan(view, tools, cache).units)
         except QjsonTasksError as exc:
             log(f"    {path.name}: {exc}; its units count as unused")
     return used

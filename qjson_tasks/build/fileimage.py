@@ -44,4 +44,4 @@ def read_file(buildah: Buildah, ref: str, inside: str, access: RemoteAccess, run
             except OSError as exc:
                 raise ToolError(f"{ref} holds no readable /{inside}: {exc.strerror}") from None
     finally:
-        buildah.rmi_quietly(image_id)
+        buildah.rmi_quietly(ref)  # by the name pulled: the image may carry others

@@ -219,6 +219,7 @@ def _fill_cache(session: BuildSession, options: BuildOptions, verified: bool) ->
     if cache is None or not cache.push or not plan.cacheable:
         return ()
     units = [unit for unit in plan.units if session.buildah.image_id(unit.image)]
+    cache.settle(tuple(unit for unit in plan.units if unit not in units))  # nothing to push
     if not verified:
         units = [unit for unit in units if unit is not plan.runtime]
     with session.step("unit cache"):

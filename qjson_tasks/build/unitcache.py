@@ -23,7 +23,7 @@ from qjson_tasks.build.session import BuildSession, Log
 from qjson_tasks.config.model import Cache
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host.locks import private_dir, user_dir
-from qjson_tasks.host.registry import RemoteAccess, last_error, registry_failure
+from qjson_tasks.host.registry import RemoteAccess, last_error, registry_failure, unreachable
 from qjson_tasks.host.skopeo import Skopeo
 from qjson_tasks.host.storage import scratch_dir
 from qjson_tasks.sbom.store import provenance_path, store, stored_path, write_atomically
@@ -58,6 +58,7 @@ class UnitCache:
     log: Log
     reachable: bool = True  # False after the first failure: one warning, then local only
     checked: dict[str, bool] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # ref -> the digest whose labels held
 
     @classmethod
     def from_config(
@@ -110,15 +111,25 @@ class UnitCache:
         return ImageFacts(ref, image_id) if image_id else None
 
     def holds(self, plan: BuildPlan, unit: Unit) -> bool:
-        """Whether the cache has unit, labelled as that unit (a mismatch is a warning)."""
+        """Whether the cache has unit, labelled as that unit (a mismatch is a warning). A
+        registry that can't be reached turns the cache off for the run; any other failed
+        lookup (some registries answer `denied` for a repository that doesn't exist yet)
+        counts as absent, so a push is still tried and its own error, if any, is shown."""
         ref = self.ref(unit)
         if ref in self.checked or not self.reachable:
             return self.checked.get(ref, False)
         try:
             found = self.skopeo.inspect(ref, self.access)
         except ToolError as exc:
-            self._warn(exc, f"looking up {ref}")
+            if unreachable(exc):
+                self._warn(exc, f"looking up {ref}")
+            else:
+                failure = registry_failure(exc, self.registry, f"looking up {ref}", self.access)
+                self.log(f"WARNING unit cache: {failure}; counted as not in the cache")
+                self.checked[ref] = False
             return False
+        if found is not None:
+            self.digests[ref] = found.digest
         good = found is not None
         for key, value in expected_labels(plan, unit).items() if found else ():
             if found.labels.get(key) != value:
@@ -132,23 +143,31 @@ class UnitCache:
         return good
 
     def take(self, session: BuildSession, unit: Unit, local: str) -> str | None:
-        """Pull unit under the local name; its image ID, or None (warned) if that fails."""
+        """Pull unit under the local name; its image ID, or None (warned) if that fails.
+        It is pulled by the digest whose labels were checked, so a tag moved in between
+        can't bring in another image."""
         if not self.holds(session.plan, unit):
             return None
         ref, buildah = self.ref(unit), session.buildah
+        pinned = f"{ref.rsplit(':', 1)[0]}@{self.digests[ref]}" if self.digests.get(ref) else ref
         session.log(f"    {unit.name}: pulling it from the unit cache ({ref})")
         try:
-            image_id = buildah.pull_remote(f"docker://{ref}", self.access)
+            image_id = buildah.pull_remote(f"docker://{pinned}", self.access)
+            buildah.tag(image_id, local)
+            if unit.kind == "runtime" and not self._fetch_documents(session, unit, image_id):
+                buildah.rmi_quietly(local)
+                return None
         except ToolError as exc:
             self._warn(exc, f"pulling {ref}")
-            return None
-        try:
-            buildah.tag(image_id, local)
-        finally:
-            buildah.rmi_quietly(ref)  # the registry's name only; the image keeps `local`
-        if unit.kind == "runtime" and not self._fetch_documents(session, unit, image_id):
             buildah.rmi_quietly(local)
             return None
+        except OSError as exc:  # the SBOM store
+            self.log(f"WARNING unit cache: {ref}: {exc}; building it here")
+            buildah.rmi_quietly(local)
+            return None
+        finally:
+            if buildah.image_id(pinned):
+                buildah.rmi_quietly(pinned)  # the registry's name only; the image keeps `local`
         return image_id
 
     def _fetch_documents(self, session: BuildSession, unit: Unit, image_id: str) -> bool:
@@ -187,6 +206,11 @@ class UnitCache:
         interrupted or could not reach the registry): a file lookup, no network."""
         return self.push and any(self._marker(unit).exists() for unit in units)
 
+    def settle(self, units: tuple[Unit, ...]) -> None:
+        """Forget owed pushes of units that are no longer here to push."""
+        for unit in units:
+            self._marker(unit).unlink(missing_ok=True)
+
     def put(self, session: BuildSession, units: tuple[Unit, ...]) -> list[str]:
         """Push the units the cache lacks (after a build); the names of those pushed. Each
         stays marked as owed until its push went through, so a later run, even one where
@@ -206,23 +230,25 @@ class UnitCache:
                 pushed.append(unit.kind)
         return pushed
 
+    def _documents(self, session: BuildSession, unit: Unit) -> list[tuple[tuple[str, str], Path]]:
+        """The runtime unit's SBOM and provenance statement, as far as they are here."""
+        if unit.kind != "runtime":
+            return []
+        image_id = session.buildah.image_id(unit.image) or ""
+        info = session.buildah.inspect_image(image_id) if image_id else None
+        sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
+        found = [(SBOM_FILE, stored_path(sha256))] if sha256 else []
+        found.append((PROVENANCE_FILE, provenance_path(image_id)))
+        return [(kind, path) for kind, path in found if image_id and path.is_file()]
+
     def _push(self, session: BuildSession, unit: Unit) -> bool:
         ref, buildah = self.ref(unit), session.buildah
-        documents = []
-        if unit.kind == "runtime":
-            image_id = buildah.image_id(unit.image) or ""
-            info = buildah.inspect_image(image_id)
-            sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
-            documents = [
-                (SBOM_FILE, stored_path(sha256) if sha256 else None),
-                (PROVENANCE_FILE, provenance_path(image_id)),
-            ]
         session.log(f"    {unit.name}: pushing it to the unit cache ({ref})")
         try:
+            documents = self._documents(session, unit)
             # The documents first: a runtime unit in the cache always has them beside it.
             for (suffix, inside), path in documents:
-                if path is not None and path.is_file():
-                    push_file(buildah, path, inside, f"{ref}.{suffix}", self.access, session.run_id)
+                push_file(buildah, path, inside, f"{ref}.{suffix}", self.access, session.run_id)
             with scratch_dir(session.run_id) as tmpdir:
                 buildah.push(unit.image, f"docker://{ref}", self.access, tmpdir=tmpdir)
         except ToolError as exc:
@@ -230,8 +256,3 @@ class UnitCache:
             return False
         self.checked[ref] = True
         return True
-
-
-def cache_status(cache: UnitCache | None, plan: BuildPlan, unit: Unit) -> str:
-    """`invoke plan`'s word for a unit that is not local."""
-    return "in cache" if cache is not None and cache.holds(plan, unit) else "to build"

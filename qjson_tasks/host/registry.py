@@ -56,6 +56,13 @@ class RemoteAccess:
         return f"--authfile {self.authfile}" if self.authfile else "buildah's default auth file"
 
 
+def unreachable(exc: ToolError) -> bool:
+    """Whether a failure says the registry could not be talked to at all (network, TLS,
+    plain HTTP), rather than answering no."""
+    output = exc.output or str(exc)
+    return bool(_UNREACHABLE.search(output) or _CERTIFICATE.search(output) or _PLAIN_HTTP in output)
+
+
 def last_error(exc: ToolError) -> str:
     """The last `Error: ...` line of a failed command, else the error's own first line."""
     found = _LAST_ERROR.findall(exc.output or "")

@@ -12,6 +12,7 @@ import pytest
 
 from qjson_tasks.build import pipeline
 from qjson_tasks.build.labels import SBOM_LABEL, UNIT_NAME_LABEL
+from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.build.pipeline import BuildOptions, BuildResult
 from qjson_tasks.build.session import Session
 from qjson_tasks.build.unitcache import UnitCache
@@ -61,7 +62,13 @@ class FakeRegistry:
         """Let runner pull what is held, with the IDs and labels the pusher had."""
         for ref, (image_id, labels) in self.held.items():
             runner.pulled_ids[f"docker://{ref}"] = image_id
+            runner.pulled_ids[f"docker://{pinned(ref, image_id)}"] = image_id
             runner.image_labels[image_id] = labels
+
+
+def pinned(ref: str, image_id: str) -> str:
+    """ref by the digest FakeRegistry.inspect gives it (the unit cache pulls that)."""
+    return f"{ref.rsplit(':', 1)[0]}@sha256:{image_id}"
 
 
 @pytest.fixture
@@ -158,7 +165,8 @@ def test_a_cached_runtime_is_pulled_verified_and_tagged_and_nothing_else_is_fetc
     assert result.image_id == first.image_id
     assert result.verification is not None and result.verification.passed
     runtime = f"docker://{REPOSITORY}/unit-runtime:{first.units['runtime'].split('-', 1)[1]}"
-    assert pulled(runner) == [runtime, f"{runtime}.sbom", f"{runtime}.att"]
+    by_digest = f"docker://{pinned(runtime.removeprefix('docker://'), first.image_id)}"
+    assert pulled(runner) == [by_digest, f"{runtime}.sbom", f"{runtime}.att"]
     assert (sbom_dir / f"{sbom}.cdx.json").read_bytes() == document
     assert runner.images[OUTPUT] == first.image_id
     assert not any(name.startswith("registry.example") for name in runner.images)
@@ -186,8 +194,9 @@ def test_a_cached_rock_tree_means_the_builder_is_neither_pulled_nor_built(
     assert result.cached == ("rock-tree",)
     assert result.built == ("runtime",)
     assert result.pushed == ("runtime",)  # the cache lacked it; nothing else is local here
+    tree_ref = f"{REPOSITORY}/unit-rock-tree:{first.units['rock-tree'].split('-', 2)[2]}"
     assert [p for p in pulled(runner) if "/unit-" in p] == [
-        f"docker://{REPOSITORY}/unit-rock-tree:{first.units['rock-tree'].split('-', 2)[2]}"
+        f"docker://{pinned(tree_ref, registry.held[tree_ref][0])}"
     ]
     assert not any(is_call("buildah", "run")(c) for c in runner.calls)  # no builder setup
     assert not any("/builder:" in name for name in runner.images)
@@ -378,3 +387,56 @@ def test_the_plan_counts_a_missing_builder_image_by_its_registry_id(
     assert plan.resolved and plan.builder_id == "b" * 64
     assert cached_units(cache, plan, set()) == ["builder", "rock-tree", "runtime"]
     assert not any(is_call("buildah", "pull")(c) for c in runner.calls)
+
+
+def test_a_lookup_the_registry_refuses_counts_as_absent_and_the_push_is_still_tried(
+    target: Target, mount_root: Path
+) -> None:
+    """Docker Hub answers `denied` for a repository that does not exist yet."""
+
+    class Refusing(FakeRegistry):
+        def inspect(self, ref: str, access: RemoteAccess) -> RemoteImage | None:
+            self.lookups.append(ref)
+            raise ToolError("skopeo failed", "Error: requested access to the resource is denied")
+
+    registry = Refusing()
+    runner = make_runner(mount_root)
+    lines: list[str] = []
+    result = build(target, runner, registry, log=lines.append)
+    assert result.pushed == ("builder", "rock-tree", "runtime")
+    warnings = [line for line in lines if line.startswith("WARNING")]
+    assert warnings and all("counted as not in the cache" in w for w in warnings), warnings
+
+
+def test_a_cached_runtime_whose_sbom_is_not_the_one_it_names_is_built_here(
+    warm_registry: tuple[FakeRegistry, FakeRunner, BuildResult],
+    mount_root: Path,
+    sbom_dir: Path,
+    target: Target,
+) -> None:
+    registry, pusher, _ = warm_registry
+    for stored in sbom_dir.iterdir():
+        stored.unlink()
+    (mount_root / "sbom.cdx.json").write_text('{"not": "it"}')
+    runner = make_runner(mount_root)
+    registry.serve_to(runner, pusher)
+    lines: list[str] = []
+    result = build(target, runner, registry, log=lines.append)
+    assert any("is not the SBOM the image names" in line for line in lines), lines
+    assert result.cached == ("rock-tree",)  # the runtime is made here from the cached tree
+    assert result.built == ("runtime",)
+    assert not any("/unverified:" in name for name in runner.images)
+    assert runner.left_behind() == (set(), set())
+
+
+def test_an_owed_push_of_a_unit_that_is_gone_is_forgotten(
+    target: Target, mount_root: Path, pending_pushes: Path
+) -> None:
+    registry = FakeRegistry()
+    runner = make_runner(mount_root, fail_on=is_call("buildah", "push"))
+    first = build(target, runner, registry)
+    builder = f"{UNIT_REPOSITORY}/builder:{first.units['builder'].split('-', 1)[1]}"
+    del runner.images[builder]  # removed meanwhile (invoke clean): nothing left to push
+    runner.fail_on = None
+    build(target, runner, registry, run_id="r2")
+    assert list(pending_pushes.iterdir()) == []
