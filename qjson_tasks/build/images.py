@@ -73,14 +73,20 @@ def ensure_image(session: Session, ref: str, index: ImageIndex) -> ImageFacts:
 def pull_for_platform(buildah: Buildah, source: str, local: str, platform: str) -> str:
     """Pull source's image for platform and name it local. buildah names what it pulled
     `source`, so the name source had (another platform's image, or none) is put back."""
-    before = buildah.image_id(source)
-    image_id = buildah.pull(source, platform=platform)
-    buildah.tag(image_id, local)
-    if local != source:
-        if before and before != image_id:
-            buildah.tag(before, source)
-        elif not before and "@" not in source:
-            buildah.rmi_quietly(source)  # the image keeps its local name
+    # The pull moves `source` onto the other platform's image for a moment: hold source's
+    # lock (a single-platform build plans with it under that lock), and put the name back
+    # also when interrupted.
+    with locks.hold(source, lambda line: None):
+        before = buildah.image_id(source)
+        try:
+            image_id = buildah.pull(source, platform=platform)
+            buildah.tag(image_id, local)
+        finally:
+            now = buildah.image_id(source) if local != source and "@" not in source else None
+            if before and now and now != before:
+                buildah.tag(before, source)
+            elif not before and now:
+                buildah.rmi_quietly(source)  # the image keeps its local name
     return image_id
 
 

@@ -43,7 +43,7 @@ class Skopeo:
     def inspect(self, ref: str, access: RemoteAccess) -> RemoteImage | None:
         """docker://ref's digest and labels; None when the registry has no such image.
         Other failures (unreachable, refused) raise ToolError."""
-        out = self._inspect(ref, access)
+        out = self._inspect(ref, access, "--no-tags")  # not every tag of the repository
         if out is None:
             return None
         document = json.loads(out)

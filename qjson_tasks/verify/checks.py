@@ -187,8 +187,10 @@ def check_arch(
     arch = f"{image.os or '?'}/{image.architecture or '?'}"
     platform = by_architecture(image.architecture)
     if platform is None or not platform.elf_machine:
-        detail = f"the image config's architecture {arch} is not one this check knows"
-        return CheckResult("arch", False, detail, (detail,))
+        # Not a failure: such an image was verified before this check existed, and its
+        # smoke check still loads qjson.so there.
+        detail = f"not checked: the image's architecture {arch} is not one this check knows"
+        return CheckResult("arch", True, detail)
     wanted = describe_machine(platform.elf_machine, platform.elf_class)
     findings = []
     count = 0
