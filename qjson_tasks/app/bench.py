@@ -295,7 +295,7 @@ def run_benchmark(target: Target, tools: Tools, repeat: int, out_dir: Path) -> s
 
             for n in range(1, repeat + 1):
                 log(f"==> CI runner with a unit cache, {n} of {repeat}")
-                ci_runner(run, n)
+                ci_runner(run, n, tools.session_run_id())
             sizes = measure_sizes(run, target)
             from qjson_tasks.app.bench_platform import OTHER, other_platform
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,11 +23,13 @@ import tomli_w
 
 from qjson_tasks.app.bench import BenchRun, qjson_tasks_build
 from qjson_tasks.app.bench_report import CI_SCENARIO
+from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.config.load import load_target
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host.loopback import LOOPBACK, free_port
 from qjson_tasks.host.runner import Background, Runner
-from qjson_tasks.host.storage import runner_environment, temporary_storage
+from qjson_tasks.host.storage import runner_environment, scratch_dir, temporary_storage
+from qjson_tasks.sbom.store import provenance_path, stored_path
 
 START_TIMEOUT = 15.0  # seconds for the registry to answer
 
@@ -72,28 +73,34 @@ def cached_config(config_path: Path, repository: str) -> Path:
     return path
 
 
-def ci_runner(run: BenchRun, n: int) -> None:
-    """Time a fresh runner's build against a unit cache runner A has just filled."""
+def ci_runner(run: BenchRun, n: int, run_id: str) -> None:
+    """Time a fresh runner's build against a unit cache runner A has just filled. The
+    registry's files and runner B's storage are the run's (run_id): a sweep removes them
+    if the bench is killed."""
     if shutil.which("docker-registry") is None:
         run.log("    skipped: docker-registry is not installed (run.sh installs it)")
         return
-    with (
-        tempfile.TemporaryDirectory(prefix="qjt-bench-registry-") as tmp,
-        loopback_registry(run.runner, Path(tmp)) as host,
-    ):
+    with scratch_dir(run_id) as tmp, loopback_registry(run.runner, tmp) as host:
         config = cached_config(run.setup.config_path, f"{host}/bench-{n}")
         argv = [*qjson_tasks_build(run.setup, run.project_dir)[:-1], str(config)]
         fill_cache(run, config, argv)
-        run.record(CI_SCENARIO, fresh_runner_build(run, config, argv, f"bench{n}"))
+        run.record(CI_SCENARIO, fresh_runner_build(run, config, argv, run_id))
 
 
 def fill_cache(run: BenchRun, config: Path, argv: list[str]) -> None:
-    """Runner A: this storage without the rock-tree and runtime units builds and pushes."""
+    """Runner A: this storage without the rock-tree and runtime units builds and pushes;
+    then this machine's SBOM store forgets the runtime's documents, which runner B, a
+    fresh runner, has to take from the cache too."""
     plan = run.current_plan(load_target(config))
     for unit in (plan.rock_tree, plan.runtime):
         if run.buildah.image_id(unit.image):
             run.buildah.rmi(unit.image)
     run.runner.run(argv, cwd=run.project_dir)
+    run.changed_units += [plan.rock_tree.image, plan.runtime.image]  # the bench's own
+    info = run.buildah.inspect_image(plan.runtime.image)
+    if info is not None:
+        stored_path(info.labels.get(SBOM_LABEL, "none")).unlink(missing_ok=True)
+        provenance_path(info.image_id).unlink(missing_ok=True)
 
 
 def fresh_runner_build(run: BenchRun, config: Path, argv: list[str], run_id: str) -> float:
