@@ -23,6 +23,7 @@ from qjson_tasks.app.targets import resolve_target
 from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.build.names import UNIT_REPOSITORY
 from qjson_tasks.config.load import load_target
+from qjson_tasks.config.platforms import host_platform
 from qjson_tasks.host.buildah import Buildah
 from qjson_tasks.host.registry import RemoteAccess
 from qjson_tasks.host.skopeo import Skopeo
@@ -163,8 +164,13 @@ def test_without_a_cached_runtime_runner_b_builds_it_from_the_cached_rock_tree(
     runner_b: Runner,
 ) -> None:
     tags = registry.storage / "docker/registry/v2/repositories" / NAMESPACE / "unit-runtime"
-    shutil.rmtree(tags / "_manifests/tags")  # the runtime unit is no longer in the cache
-    result = run_invoke("build-runtime", "--config", str(config), storage=runner_b.env)
+    kept = tags.parent / "runtime-tags-kept"
+    shutil.move(tags / "_manifests/tags", kept)  # the runtime unit is no longer in the cache
+    try:
+        result = run_invoke("build-runtime", "--config", str(config), storage=runner_b.env)
+    finally:  # the other tests of this module find the cache as runner A left it
+        shutil.rmtree(tags / "_manifests/tags", ignore_errors=True)
+        shutil.move(kept, tags / "_manifests/tags")
     assert result.returncode == 0, result.stderr
     assert line(result.stdout, "from the unit cache:") == "from the unit cache: rock-tree"
     assert line(result.stdout, "built this run:") == "built this run: runtime"
@@ -190,10 +196,25 @@ def test_an_unreachable_cache_is_one_warning_in_the_plan(
 def test_an_images_registry_id_is_the_id_buildah_gives_it_once_pulled(
     registry: Registry, buildah: Buildah
 ) -> None:
-    """What lets runner B plan with a builder image it never pulls."""
+    """What lets runner B plan with a builder image it never pulls: for a plain image and
+    for a manifest list (as docker.io's rust:1-bookworm is), whose entry for this machine
+    skopeo reads."""
     base = resolve_target("offline").config.runtime.base_image
+    access = RemoteAccess(tls_verify=False)
     ref = f"{registry.host}/qjt/builder-image:1"
-    buildah.push(base, f"docker://{ref}", RemoteAccess(tls_verify=False))
-    remote_id = Skopeo(buildah.runner).image_id(ref, RemoteAccess(tls_verify=False))
-    assert remote_id == buildah.image_id(base)
-    assert Skopeo(buildah.runner).image_id(f"{ref}-missing", RemoteAccess(False)) is None
+    buildah.push(base, f"docker://{ref}", access)
+    assert Skopeo(buildah.runner).image_id(ref, access) == buildah.image_id(base)
+    assert Skopeo(buildah.runner).image_id(f"{ref}-missing", access) is None
+
+    listed = f"{registry.host}/qjt/builder-list:1"
+    host = host_platform()
+    list_name = f"localhost/qjson-tasks-test/builder-list-{SUFFIX}"
+    list_id = buildah.manifest_create(list_name)
+    try:
+        buildah.manifest_add(
+            list_id, buildah.image_id(base) or "", os="linux", arch=host.architecture
+        )
+        buildah.manifest_push(list_id, f"docker://{listed}", access)
+    finally:
+        buildah.manifest_rm_quietly(list_id)
+    assert Skopeo(buildah.runner).image_id(listed, access) == buildah.image_id(base)
