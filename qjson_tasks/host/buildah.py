@@ -125,13 +125,26 @@ class Buildah:
     ) -> None:
         """Push to any transport (docker://..., containers-storage:[...]...); digestfile
         receives the pushed manifest's digest; tmpdir holds buildah's temporary copies."""
+        self._push(["push"], image, destination, access, digestfile, sign_by, tmpdir)
+
+    def _push(
+        self,
+        command: Sequence[str],
+        source: str,
+        destination: str,
+        access: RemoteAccess | None,
+        digestfile: Path | None,
+        sign_by: str | None,
+        tmpdir: Path | None,
+    ) -> None:
+        """`buildah push` and `manifest push` take the same registry and signing flags."""
         access = access or RemoteAccess()
-        args = ["push", "--quiet", *access.buildah_args()]
+        args = [*command, "--quiet", *access.buildah_args()]
         if digestfile is not None:
             args += ["--digestfile", str(digestfile)]
         if sign_by:
             args += ["--sign-by", sign_by]
-        self._run(*args, image, destination, options=access.buildah_globals(), tmpdir=tmpdir)
+        self._run(*args, source, destination, options=access.buildah_globals(), tmpdir=tmpdir)
 
     def pull_remote(self, ref: str, access: RemoteAccess) -> str:
         """Pull ref from its registry even if an image of that name is here (so the
@@ -221,13 +234,8 @@ class Buildah:
     ) -> None:
         """`manifest push --all`: the list and every image it names, as an OCI index. The
         push compresses layers, so the registry's image digests are not the local ones."""
-        access = access or RemoteAccess()
-        args = ["manifest", "push", "--all", "--format", "oci", "--quiet", *access.buildah_args()]
-        if digestfile is not None:
-            args += ["--digestfile", str(digestfile)]
-        if sign_by:
-            args += ["--sign-by", sign_by]
-        self._run(*args, name, destination, options=access.buildah_globals(), tmpdir=tmpdir)
+        command = ["manifest", "push", "--all", "--format", "oci"]
+        self._push(command, name, destination, access, digestfile, sign_by, tmpdir)
 
     # --- containers ---------------------------------------------------------------------
     def from_image(self, image: str, name: str) -> str:
