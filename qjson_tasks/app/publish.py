@@ -9,6 +9,7 @@ verification (with --no-verify the image gets the output tag alone).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,25 +201,35 @@ def push_verified(target: Target, tools: Tools, request: PublishRequest, image_i
     """Push; returns the manifest digest buildah reports."""
     to = request.to
     log(f"==> push {to.tagged}" + (f" (signed by {request.sign_by})" if request.sign_by else ""))
-    # buildah's blob copies go to the run's scratch directory: an interrupted push leaves
-    # nothing in /var/tmp.
-    with scratch_dir(tools.session_run_id()) as scratch:
-        digest_path = scratch / "digest"
-        try:
-            tools.buildah.push(
+    try:
+        return push_for_digest(
+            tools,
+            lambda scratch: tools.buildah.push(
                 image_id,
                 f"docker://{to.tagged}",
                 request.access,
-                digestfile=digest_path,
+                digestfile=scratch / DIGEST_FILE,
                 sign_by=request.sign_by,
                 tmpdir=scratch,
-            )
-        except ToolError as exc:
-            doing = f"pushing {target.config.output.reference} to {to.tagged}"
-            raise registry_failure(
-                exc, to.registry, doing, request.access, "nothing was pushed"
-            ) from None
-        return digest_path.read_text().strip()
+            ),
+        )
+    except ToolError as exc:
+        doing = f"pushing {target.config.output.reference} to {to.tagged}"
+        raise registry_failure(
+            exc, to.registry, doing, request.access, "nothing was pushed"
+        ) from None
+
+
+DIGEST_FILE = "digest"
+
+
+def push_for_digest(tools: Tools, push: Callable[[Path], None]) -> str:
+    """Run push(scratch) in the run's scratch directory, where buildah keeps its blob
+    copies (an interrupted push leaves nothing in /var/tmp) and writes DIGEST_FILE; the
+    manifest digest it wrote."""
+    with scratch_dir(tools.session_run_id()) as scratch:
+        push(scratch)
+        return (scratch / DIGEST_FILE).read_text().strip()
 
 
 def run_publish(

@@ -21,7 +21,6 @@ from qjson_tasks.config.platforms import Platform
 from qjson_tasks.config.remote import RemoteRef
 from qjson_tasks.errors import PublishRefused, RegistryError, ToolError
 from qjson_tasks.host.registry import RemoteAccess, registry_failure
-from qjson_tasks.host.storage import scratch_dir
 from qjson_tasks.verify.report import VerifyReport
 
 
@@ -66,9 +65,11 @@ def publish_list(
     target: Target, tools: Tools, request: object, platforms: tuple[Platform, ...]
 ) -> ListPublishResult:
     from qjson_tasks.app.publish import (
+        DIGEST_FILE,
         PublishRequest,
         _write_atomically,
         check_signing_key,
+        push_for_digest,
         remote_check,
     )
 
@@ -78,21 +79,22 @@ def publish_list(
         check_signing_key(tools, request.sign_by)
     to = request.to
     log(f"==> push {to.tagged} (manifest list: {', '.join(map(str, platforms))})")
-    with scratch_dir(tools.session_run_id()) as scratch:
-        digest_path = scratch / "digest"
-        try:
-            tools.buildah.manifest_push(
+    try:
+        digest = push_for_digest(
+            tools,
+            lambda scratch: tools.buildah.manifest_push(
                 target.config.output.reference,
                 f"docker://{to.tagged}",
                 request.access,
-                digestfile=digest_path,
+                digestfile=scratch / DIGEST_FILE,
                 sign_by=request.sign_by,
                 tmpdir=scratch,
-            )
-        except ToolError as exc:
-            doing = f"pushing the list {target.config.output.reference} to {to.tagged}"
-            raise registry_failure(exc, to.registry, doing, request.access, "") from None
-        pushed = to.by_digest(digest_path.read_text().strip())
+            ),
+        )
+    except ToolError as exc:
+        doing = f"pushing the list {target.config.output.reference} to {to.tagged}"
+        raise registry_failure(exc, to.registry, doing, request.access, "") from None
+    pushed = to.by_digest(digest)
     log(f"    pushed {pushed.tagged}@{pushed.digest}")
     # A push compresses the layers, so each image has a new manifest digest there: read
     # them from the list the registry serves.
