@@ -5,19 +5,11 @@ statement is found by the image's ID. A document that is not here is skipped, sa
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qjson_tasks.app.tools import Tools, log
-from qjson_tasks.build.fileimage import push_file
-from qjson_tasks.build.labels import SBOM_LABEL
+from qjson_tasks.build.fileimage import Document, image_documents, push_file
 from qjson_tasks.config.remote import RemoteRef
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host.registry import RemoteAccess, registry_failure
-from qjson_tasks.sbom.store import provenance_path, stored_path
-
-# (tag suffix, file name inside the attachment)
-SBOM = ("sbom", "sbom.cdx.json")
-ATTESTATION = ("att", "provenance.intoto.json")
 
 
 def attachment_tag(pushed: RemoteRef, suffix: str) -> str:
@@ -25,13 +17,13 @@ def attachment_tag(pushed: RemoteRef, suffix: str) -> str:
     return f"{pushed.name}:{pushed.digest.replace(':', '-')}.{suffix}"
 
 
-def documents(tools: Tools, image_id: str) -> list[tuple[tuple[str, str], Path]]:
-    info = tools.buildah.inspect_image(image_id)
-    sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
+def documents(tools: Tools, image_id: str) -> list[Document]:
+    sha256, listed = image_documents(tools.buildah, image_id)
+    if not sha256:
+        log(f"    no sbom document of {image_id[:12]} here (None); not attached")
     found = []
-    for kind, path in ((SBOM, stored_path(sha256) if sha256 else None),
-                       (ATTESTATION, provenance_path(image_id))):  # fmt: skip
-        if path is not None and path.is_file():
+    for kind, path in listed:
+        if path.is_file():
             found.append((kind, path))
         else:
             log(f"    no {kind[0]} document of {image_id[:12]} here ({path}); not attached")

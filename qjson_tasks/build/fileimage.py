@@ -5,11 +5,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qjson_tasks.build.labels import SBOM_LABEL
 from qjson_tasks.build.names import container_name, temporary_image
 from qjson_tasks.errors import ToolError
 from qjson_tasks.host.buildah import Buildah
 from qjson_tasks.host.registry import RemoteAccess
 from qjson_tasks.host.storage import scratch_dir
+from qjson_tasks.sbom.store import provenance_path, stored_path
+
+# The documents that travel beside an image: (tag suffix, file name inside the one-file image)
+SBOM_FILE = ("sbom", "sbom.cdx.json")
+PROVENANCE_FILE = ("att", "provenance.intoto.json")
+Document = tuple[tuple[str, str], Path]
+
+
+def image_documents(buildah: Buildah, image_id: str) -> tuple[str, list[Document]]:
+    """An image's SBOM sha256 (from its label, '' without one) and where its documents
+    belong in the store: the SBOM by that sha256, the provenance statement by the image's
+    ID. The paths are given whether or not the files are there."""
+    info = buildah.inspect_image(image_id) if image_id else None
+    sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
+    found: list[Document] = [(SBOM_FILE, stored_path(sha256))] if sha256 else []
+    if image_id:
+        found.append((PROVENANCE_FILE, provenance_path(image_id)))
+    return sha256, found
 
 
 def push_file(

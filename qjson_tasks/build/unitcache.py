@@ -16,8 +16,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qjson_tasks.build.fileimage import push_file, read_file
-from qjson_tasks.build.labels import SBOM_LABEL, UNIT_NAME_LABEL
+from qjson_tasks.build.fileimage import Document, image_documents, push_file, read_file
+from qjson_tasks.build.labels import UNIT_NAME_LABEL
 from qjson_tasks.build.plan import BuildPlan, ImageFacts, Unit
 from qjson_tasks.build.session import BuildSession, Log
 from qjson_tasks.config.model import Cache
@@ -26,10 +26,7 @@ from qjson_tasks.host.locks import private_dir, user_dir
 from qjson_tasks.host.registry import RemoteAccess, last_error, registry_failure, unreachable
 from qjson_tasks.host.skopeo import Skopeo
 from qjson_tasks.host.storage import scratch_dir
-from qjson_tasks.sbom.store import provenance_path, store, stored_path, write_atomically
-
-SBOM_FILE = ("sbom", "sbom.cdx.json")
-PROVENANCE_FILE = ("att", "provenance.intoto.json")
+from qjson_tasks.sbom.store import store, write_atomically
 
 
 def pending_dir() -> Path:
@@ -173,10 +170,7 @@ class UnitCache:
     def _fetch_documents(self, session: BuildSession, unit: Unit, image_id: str) -> bool:
         """The runtime's SBOM (which verification checks) and provenance statement, into
         the store, unless they are there already."""
-        info = session.buildah.inspect_image(image_id)
-        sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
-        wanted = [(SBOM_FILE, stored_path(sha256))] if sha256 else []
-        wanted.append((PROVENANCE_FILE, provenance_path(image_id)))
+        sha256, wanted = image_documents(session.buildah, image_id)
         for (suffix, inside), path in wanted:
             if path.is_file():
                 continue
@@ -230,16 +224,12 @@ class UnitCache:
                 pushed.append(unit.kind)
         return pushed
 
-    def _documents(self, session: BuildSession, unit: Unit) -> list[tuple[tuple[str, str], Path]]:
+    def _documents(self, session: BuildSession, unit: Unit) -> list[Document]:
         """The runtime unit's SBOM and provenance statement, as far as they are here."""
         if unit.kind != "runtime":
             return []
-        image_id = session.buildah.image_id(unit.image) or ""
-        info = session.buildah.inspect_image(image_id) if image_id else None
-        sha256 = info.labels.get(SBOM_LABEL, "") if info else ""
-        found = [(SBOM_FILE, stored_path(sha256))] if sha256 else []
-        found.append((PROVENANCE_FILE, provenance_path(image_id)))
-        return [(kind, path) for kind, path in found if image_id and path.is_file()]
+        _, found = image_documents(session.buildah, session.buildah.image_id(unit.image) or "")
+        return [(kind, path) for kind, path in found if path.is_file()]
 
     def _push(self, session: BuildSession, unit: Unit) -> bool:
         ref, buildah = self.ref(unit), session.buildah
